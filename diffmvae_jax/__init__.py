@@ -1,0 +1,1 @@
+"""Diff-MVAE in JAX/Flax: multimodal VAE with MoPoE fusion and diffusion decoders."""

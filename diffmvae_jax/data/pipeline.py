@@ -1,0 +1,285 @@
+"""Grain input pipelines over the TFDS array_record datasets (the trainer's data API).
+
+Batches are built at the level of example ids, then read and decoded batch by batch:
+
+  train: range(N).shuffle(seed).repeat()         # infinite shuffled id stream, reshuffled
+           .batch(global_batch_size, drop_remainder=True)   # per epoch (seed + epoch)
+           .map(rows of this process)            # [p*b, (p+1)*b) of every global batch
+           .map(read + decode)                   # -> dict of numpy arrays, b rows
+  eval:  range(ceil(N/B)*B).batch(B).map(rows of this process).map(read + decode + 'valid')
+
+So the global batch at step k is the same for any process count: process p's batch is rows
+[p*b, (p+1)*b) of it (b = global_batch_size // process_count); shards are disjoint and cover
+the global batch. Each process reads only its own rows.
+
+Batches (numpy): image modalities 'm0'.. float32 (b, 28, 28, 3) in [-1, 1]; 'caption' int32
+(b, L); 'label' int32 (b,); eval batches add 'valid' bool (b,).
+
+Iterator state: grain's `DatasetIterator.get_state()`, a JSON-serialisable dict (with
+num_workers=0: {'next_index': <batches consumed>}; with workers, grain's per-worker state).
+`set_state` on a freshly made iterator with the same data_config, seed and sharding resumes it
+exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+from absl import flags
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+
+from diffmvae_jax.data import polymnist
+from diffmvae_jax.data import text as text_lib
+from diffmvae_jax.data.errors import DataError
+
+KNOWN_DATASETS = ("polymnist",)
+SPLITS = ("train", "validation", "test")
+CONFIG_KEYS = ("dataset", "num_image_modalities", "build_seed", "max_examples_per_split",
+               "data_dir", "manual_dir", "num_workers")
+_READ_THREADS = 2  # Threads reading/decoding batches in each process (machines may be small).
+_PREFETCH_BATCHES = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalitySpec:
+  """What one modality of a batch looks like.
+
+  Attributes:
+    name: batch key ('m0', 'caption', 'label', ...).
+    kind: 'image' | 'caption' | 'label'.
+    shape: per-example shape (no batch dim), e.g. (28, 28, 3), (32,), ().
+    dtype: numpy dtype name of the batch array ('float32', 'int32').
+    num_classes: vocabulary size for 'caption', 10 for 'label', 0 for images.
+  """
+  name: str
+  kind: str
+  shape: tuple
+  dtype: str
+  num_classes: int = 0
+
+
+def _get(data_config, key: str):
+  try:
+    return data_config[key]
+  except (KeyError, AttributeError) as e:
+    raise DataError(f"data config lacks the key {key!r}; data configs need {CONFIG_KEYS}") \
+        from e
+
+
+def _check_dataset(data_config) -> None:
+  name = _get(data_config, "dataset")
+  if name not in KNOWN_DATASETS:
+    raise DataError(f"unknown dataset {name!r}; known datasets: {list(KNOWN_DATASETS)}")
+
+
+def _builder(data_config) -> polymnist.PolyMnist:
+  _check_dataset(data_config)
+  return polymnist.make_builder(
+      num_modalities=int(_get(data_config, "num_image_modalities")),
+      seed=int(_get(data_config, "build_seed")),
+      max_examples_per_split=int(_get(data_config, "max_examples_per_split")),
+      data_dir=os.path.expanduser(str(_get(data_config, "data_dir") or "")),
+      manual_dir=os.path.expanduser(str(_get(data_config, "manual_dir") or "")))
+
+
+def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
+  """Returns the dataset's TFDS builder, building it (array_record) if not built yet.
+
+  The build is atomic: TFDS writes into a temporary directory and renames it when complete,
+  so a failed or interrupted build leaves nothing a later run would read. With several
+  processes on a shared filesystem, build on one process first (the others would race).
+
+  Args:
+    data_config: ConfigDict with dataset, num_image_modalities, build_seed,
+      max_examples_per_split, data_dir, manual_dir.
+
+  Returns:
+    The prepared builder.
+
+  Raises:
+    DataError: unknown dataset, bad config, missing source data, or a failed build.
+  """
+  builder = _builder(data_config)
+  if builder.is_prepared():
+    return builder
+  try:
+    builder.download_and_prepare(
+        file_format="array_record",
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    builder = _builder(data_config)
+    if builder.is_prepared():  # Another process finished the same build first.
+      return builder
+    raise DataError(f"building {builder.name}/{builder.builder_config.name} in "
+                    f"{builder.data_dir_root} failed: {type(e).__name__}: {e}") from e
+  return builder
+
+
+def load_vocabulary(data_config) -> text_lib.Vocabulary:
+  """The caption vocabulary of the dataset (built from its training captions).
+
+  Raises:
+    DataError: as prepare_dataset.
+  """
+  return polymnist.read_vocabulary(prepare_dataset(data_config))
+
+
+def modality_specs(data_config) -> dict[str, ModalitySpec]:
+  """All modalities the dataset offers, in batch order: 'm0'.., 'caption', 'label'.
+
+  Builds the dataset if needed (the caption vocabulary size comes from it).
+
+  Returns:
+    name -> ModalitySpec with per-example shapes and the dtypes of pipeline batches.
+  """
+  builder = prepare_dataset(data_config)
+  cfg = builder.builder_config
+  vocab = polymnist.read_vocabulary(builder)
+  specs = {f"m{m}": ModalitySpec(f"m{m}", "image", polymnist.IMAGE_SHAPE, "float32")
+           for m in range(cfg.num_modalities)}
+  specs["caption"] = ModalitySpec("caption", "caption", (cfg.caption_max_len,), "int32",
+                                  vocab.size)
+  specs["label"] = ModalitySpec("label", "label", (), "int32", 10)
+  return specs
+
+
+def _data_source(data_config, split: str):
+  if split not in SPLITS:
+    raise DataError(f"unknown split {split!r}; splits: {list(SPLITS)}")
+  builder = prepare_dataset(data_config)
+  source = builder.as_data_source(split=split)
+  if len(source) == 0:
+    raise DataError(f"split {split!r} of {builder.data_dir} is empty")
+  return source
+
+
+def _per_process_batch(global_batch_size: int, process_index: int, process_count: int) -> int:
+  if global_batch_size <= 0 or process_count <= 0 or not 0 <= process_index < process_count:
+    raise DataError(f"bad batch sharding: global_batch_size={global_batch_size}, "
+                    f"process_index={process_index}, process_count={process_count}")
+  if global_batch_size % process_count:
+    raise DataError(f"global_batch_size {global_batch_size} is not divisible by the "
+                    f"process count {process_count}; choose a multiple of {process_count}")
+  return global_batch_size // process_count
+
+
+class _TakeRows:
+  """Global batch of ids (B,) -> this process's rows [start, stop)."""
+
+  def __init__(self, start: int, stop: int):
+    self.start, self.stop = start, stop
+
+  def __call__(self, ids: np.ndarray) -> np.ndarray:
+    return np.asarray(ids[self.start:self.stop], dtype=np.int64)
+
+
+class _ReadBatch:
+  """Ids (b,) -> decoded batch dict; ids >= num_valid are padding (rows valid=False)."""
+
+  def __init__(self, source, image_keys: tuple[str, ...], num_valid: int = 0):
+    self.source = source
+    self.image_keys = image_keys
+    self.num_valid = num_valid  # 0: every id is real (training).
+
+  def __call__(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    read_ids = ids if not self.num_valid else np.minimum(ids, self.num_valid - 1)
+    examples = self.source.__getitems__([int(i) for i in read_ids])
+    batch = {}
+    for key in self.image_keys:
+      images = np.stack([ex[key] for ex in examples]).astype(np.float32)
+      batch[key] = images / np.float32(127.5) - np.float32(1.0)
+    batch["caption"] = np.stack([ex["caption"] for ex in examples]).astype(np.int32)
+    batch["label"] = np.asarray([ex["label"] for ex in examples], dtype=np.int32)
+    if self.num_valid:
+      batch["valid"] = ids < self.num_valid
+    return batch
+
+
+def _image_keys(data_config) -> tuple[str, ...]:
+  return tuple(f"m{m}" for m in range(int(_get(data_config, "num_image_modalities"))))
+
+
+def _to_iterator(ds: grain.MapDataset, data_config) -> grain.DatasetIterator:
+  it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=_READ_THREADS,
+                                               prefetch_buffer_size=_PREFETCH_BATCHES))
+  num_workers = int(_get(data_config, "num_workers"))
+  if num_workers < 0:
+    raise DataError(f"num_workers must be >= 0, got {num_workers}")
+  if num_workers:
+    # Grain's worker processes read absl flags; outside an absl app (tests, Colab) they are
+    # unparsed, so take the defaults.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(it_ds)
+
+
+def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
+                        process_index: int = 0, process_count: int = 1
+                        ) -> grain.DatasetIterator:
+  """Infinite, shuffled, checkpointable iterator over this process's training batches.
+
+  Args:
+    data_config: see prepare_dataset; also num_workers (grain worker processes, 0 = none).
+    global_batch_size: batch size over all processes.
+    seed: shuffle seed; each epoch is reshuffled deterministically from it.
+    process_index: this process, 0 <= process_index < process_count.
+    process_count: number of processes; must divide global_batch_size.
+
+  Returns:
+    A grain DatasetIterator yielding {'m0'..: float32 (b, 28, 28, 3) in [-1, 1],
+    'caption': int32 (b, L), 'label': int32 (b,)} with b = global_batch_size //
+    process_count; get_state() -> JSON-serialisable dict, set_state(state) resumes.
+
+  Raises:
+    DataError: bad config or sharding, or the dataset cannot be built.
+  """
+  b = _per_process_batch(global_batch_size, process_index, process_count)
+  source = _data_source(data_config, "train")
+  ds = (grain.MapDataset.range(len(source))
+        .shuffle(seed=int(seed))
+        .repeat(None)
+        .batch(global_batch_size, drop_remainder=True)
+        .map(_TakeRows(process_index * b, (process_index + 1) * b))
+        .map(_ReadBatch(source, _image_keys(data_config))))
+  return _to_iterator(ds, data_config)
+
+
+def make_eval_iterator(data_config, *, split: str, global_batch_size: int,
+                       process_index: int = 0, process_count: int = 1,
+                       num_examples: int = 0) -> grain.DatasetIterator:
+  """One deterministic pass (no shuffle) over a split, padded to whole global batches.
+
+  Every process gets the same number of batches, ceil(N / global_batch_size), so jitted
+  shapes stay static; padding rows repeat the last example and have valid=False.
+
+  Args:
+    data_config: see prepare_dataset.
+    split: 'train' | 'validation' | 'test'.
+    global_batch_size: batch size over all processes.
+    process_index, process_count: this process's rows of each global batch.
+    num_examples: > 0 to evaluate only the first num_examples examples of the split.
+
+  Returns:
+    Iterator of {'m0'..: float32 (b, 28, 28, 3) in [-1, 1], 'caption': int32 (b, L),
+    'label': int32 (b,), 'valid': bool (b,)}; global example g sits in global batch
+    g // global_batch_size, row g % global_batch_size.
+
+  Raises:
+    DataError: bad split, config or sharding.
+  """
+  b = _per_process_batch(global_batch_size, process_index, process_count)
+  source = _data_source(data_config, split)
+  n = len(source) if num_examples <= 0 else min(int(num_examples), len(source))
+  padded = math.ceil(n / global_batch_size) * global_batch_size
+  ds = (grain.MapDataset.range(padded)
+        .batch(global_batch_size, drop_remainder=True)
+        .map(_TakeRows(process_index * b, (process_index + 1) * b))
+        .map(_ReadBatch(source, _image_keys(data_config), num_valid=n)))
+  return _to_iterator(ds, data_config)

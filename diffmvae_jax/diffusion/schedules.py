@@ -1,0 +1,156 @@
+"""DDPM noise schedules, the forward process and the denoising loss (DESIGN §2.4).
+
+Discrete time t = 0..T-1; x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps with
+abar_t = prod_{s <= t} (1 - beta_s). All schedule arrays are computed in float64 numpy and
+stored as float32 jnp arrays of length T.
+"""
+
+import flax
+import jax.numpy as jnp
+import numpy as np
+
+SCHEDULE_KINDS = ('linear', 'cosine')
+
+
+@flax.struct.dataclass
+class DiffusionSchedule:
+  """Per-timestep DDPM quantities, each float32 (T,). A pytree: pass it into jit freely.
+
+  Attributes:
+    betas: beta_t.
+    alphas_cumprod: abar_t = prod_{s<=t} (1 - beta_s).
+    alphas_cumprod_prev: abar_{t-1}, with abar_{-1} = 1.
+    sqrt_alphas_cumprod: sqrt(abar_t).
+    sqrt_one_minus_alphas_cumprod: sqrt(1 - abar_t).
+    posterior_variance: variance of q(x_{t-1} | x_t, x_0),
+      beta_t (1 - abar_{t-1}) / (1 - abar_t) (0 at t = 0).
+    posterior_log_variance_clipped: its log, with the t = 0 entry replaced by t = 1's.
+    posterior_mean_coef1: coefficient of x_0 in the posterior mean,
+      beta_t sqrt(abar_{t-1}) / (1 - abar_t).
+    posterior_mean_coef2: coefficient of x_t, (1 - abar_{t-1}) sqrt(1 - beta_t) / (1 - abar_t).
+  """
+  betas: jnp.ndarray
+  alphas_cumprod: jnp.ndarray
+  alphas_cumprod_prev: jnp.ndarray
+  sqrt_alphas_cumprod: jnp.ndarray
+  sqrt_one_minus_alphas_cumprod: jnp.ndarray
+  posterior_variance: jnp.ndarray
+  posterior_log_variance_clipped: jnp.ndarray
+  posterior_mean_coef1: jnp.ndarray
+  posterior_mean_coef2: jnp.ndarray
+
+  @property
+  def num_timesteps(self) -> int:
+    """T, static (an array shape)."""
+    return self.betas.shape[0]
+
+
+def _betas(kind, num_timesteps, beta_start, beta_end, cosine_s):
+  """Float64 betas (T,) of a named schedule."""
+  if kind == 'linear':
+    return np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+  if kind == 'cosine':
+    # Nichol & Dhariwal 2021: abar(t) = f(t) / f(0), f(t) = cos^2(((t/T + s) / (1 + s)) pi/2).
+    steps = np.arange(num_timesteps + 1, dtype=np.float64) / num_timesteps
+    f = np.cos((steps + cosine_s) / (1.0 + cosine_s) * np.pi / 2.0) ** 2
+    abar = f / f[0]
+    return np.clip(1.0 - abar[1:] / abar[:-1], 0.0, 0.999)
+  raise ValueError(f'Unknown noise schedule {kind!r}; valid kinds: {", ".join(SCHEDULE_KINDS)}.')
+
+
+def make_schedule(kind: str, num_timesteps: int, beta_start: float = 1e-4,
+                  beta_end: float = 0.02, cosine_s: float = 0.008) -> DiffusionSchedule:
+  """Builds a DDPM schedule.
+
+  Args:
+    kind: 'linear' (betas evenly spaced from beta_start to beta_end) or 'cosine'
+      (Nichol & Dhariwal 2021 with offset cosine_s, betas clipped at 0.999).
+    num_timesteps: T >= 2.
+    beta_start, beta_end: linear schedule endpoints (ignored by 'cosine').
+    cosine_s: cosine schedule offset (ignored by 'linear').
+
+  Returns:
+    DiffusionSchedule of float32 (T,) arrays.
+
+  Raises:
+    ValueError: unknown kind, or T < 2.
+  """
+  if num_timesteps < 2:
+    raise ValueError(f'num_timesteps must be >= 2, got {num_timesteps}.')
+  betas = _betas(kind, num_timesteps, beta_start, beta_end, cosine_s)
+  alphas = 1.0 - betas
+  abar = np.cumprod(alphas)
+  abar_prev = np.concatenate([[1.0], abar[:-1]])
+  post_var = betas * (1.0 - abar_prev) / (1.0 - abar)
+  f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)
+  return DiffusionSchedule(
+      betas=f32(betas),
+      alphas_cumprod=f32(abar),
+      alphas_cumprod_prev=f32(abar_prev),
+      sqrt_alphas_cumprod=f32(np.sqrt(abar)),
+      sqrt_one_minus_alphas_cumprod=f32(np.sqrt(1.0 - abar)),
+      posterior_variance=f32(post_var),
+      posterior_log_variance_clipped=f32(np.log(np.concatenate([post_var[1:2], post_var[1:]]))),
+      posterior_mean_coef1=f32(betas * np.sqrt(abar_prev) / (1.0 - abar)),
+      posterior_mean_coef2=f32((1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar)),
+  )
+
+
+def gather(values, t, ndim: int):
+  """values[t] reshaped to broadcast against a (B, ...) array of rank ndim.
+
+  Args:
+    values: (T,) schedule array.
+    t: int32 (B,) timesteps.
+    ndim: rank of the array it multiplies.
+
+  Returns:
+    float32 (B, 1, ..., 1) of rank ndim.
+  """
+  return values[t].reshape(t.shape + (1,) * (ndim - t.ndim))
+
+
+def q_sample(schedule: DiffusionSchedule, x0, t, noise):
+  """Samples the forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I).
+
+  Args:
+    schedule: DiffusionSchedule.
+    x0: float32 (B, H, W, C) clean data (images in [-1, 1]).
+    t: int32 (B,) in [0, T).
+    noise: float32 like x0, standard normal.
+
+  Returns:
+    x_t float32 like x0.
+  """
+  return (gather(schedule.sqrt_alphas_cumprod, t, x0.ndim) * x0
+          + gather(schedule.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * noise)
+
+
+def predict_x0_from_eps(schedule: DiffusionSchedule, x_t, t, eps):
+  """x_0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t).
+
+  Args:
+    schedule: DiffusionSchedule.
+    x_t: float32 (B, ...).
+    t: int32 (B,).
+    eps: float32 like x_t.
+
+  Returns:
+    float32 like x_t.
+  """
+  return ((x_t - gather(schedule.sqrt_one_minus_alphas_cumprod, t, x_t.ndim) * eps)
+          / gather(schedule.sqrt_alphas_cumprod, t, x_t.ndim))
+
+
+def denoising_loss(eps, eps_pred):
+  """Squared error summed over all non-batch axes (the image term of the ELBO, DESIGN §2.4).
+
+  Args:
+    eps: float32 (B, ...) true noise.
+    eps_pred: float32 (B, ...) predicted noise.
+
+  Returns:
+    float32 (B,).
+  """
+  sq = jnp.square(eps - eps_pred)
+  return jnp.sum(sq.reshape(sq.shape[0], -1), axis=-1)

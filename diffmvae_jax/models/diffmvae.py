@@ -1,0 +1,260 @@
+"""Diff-MVAE: modality encoders, MoPoE fusion, diffusion and feed-forward decoders.
+
+``DiffMVAE.__call__`` computes one Monte-Carlo estimate of the negative ELBO
+(DESIGN.md §2) and returns every named term:
+
+  loss = mean_b [ sum_m lambda_m * nll_m + beta * KL ]
+
+where nll_m is the denoising loss (sum over pixels of (eps - eps_theta)^2 at one
+random t) for image modalities with the diffusion decoder, and -log p_m(x_m | z)
+for feed-forward decoders. z ~ q(z | X), the MoPoE mixture; gradients reach the
+encoders through z (end to end). With every image decoder feed-forward the same
+module is the MoPoE-VAE baseline of Sutter et al. 2021.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from diffmvae_jax.diffusion import schedules
+from diffmvae_jax.models import decoders as decoders_lib
+from diffmvae_jax.models import encoders as encoders_lib
+from diffmvae_jax.models import fusion
+from diffmvae_jax.models import unet as unet_lib
+
+
+def make_diffusion_schedule(model_config) -> schedules.DiffusionSchedule:
+  d = model_config.diffusion
+  return schedules.make_schedule(d.schedule, d.num_timesteps, beta_start=d.beta_start,
+                                 beta_end=d.beta_end)
+
+
+class DiffMVAE(nn.Module):
+  """The multimodal VAE.
+
+  Attributes:
+    modalities: tuple of models.modalities.Modality (static).
+    model_config: ml_collections.FrozenConfigDict, the ``model`` section.
+    loss_config: ml_collections.FrozenConfigDict, the ``loss`` section.
+  """
+  modalities: tuple
+  model_config: Any
+  loss_config: Any
+
+  # ------------------------------------------------------------ structure
+  @property
+  def names(self):
+    return tuple(m.name for m in self.modalities)
+
+  @property
+  def diffusion_names(self):
+    return tuple(m.name for m in self.modalities if m.decoder == 'diffusion')
+
+  def setup(self):
+    cfg = self.model_config
+    d = cfg.latent_dim
+    encoders, ff_decoders = {}, {}
+    for m in self.modalities:
+      if m.kind == 'image':
+        encoders[m.name] = encoders_lib.ImageEncoder(
+            d, tuple(cfg.image_encoder.channels), cfg.image_encoder.hidden)
+        if m.decoder != 'diffusion':
+          ff_decoders[m.name] = decoders_lib.ImageDecoder(
+              m.shape, tuple(cfg.image_ff_decoder.channels), cfg.image_ff_decoder.hidden)
+      elif m.kind == 'caption':
+        encoders[m.name] = encoders_lib.CaptionEncoder(
+            d, m.num_classes, cfg.text.embed_dim, tuple(cfg.text.channels), cfg.text.hidden)
+        ff_decoders[m.name] = decoders_lib.CaptionDecoder(
+            m.shape[0], m.num_classes, tuple(cfg.text.channels)[::-1], cfg.text.hidden)
+      elif m.kind == 'label':
+        encoders[m.name] = encoders_lib.LabelEncoder(d, m.num_classes, cfg.label_hidden)
+        ff_decoders[m.name] = decoders_lib.LabelDecoder(m.num_classes, cfg.label_hidden)
+      else:
+        raise ValueError(f'Unknown modality kind {m.kind!r}.')
+    self.encoders = encoders
+    self.ff_decoders = ff_decoders
+    diff_mods = [m for m in self.modalities if m.decoder == 'diffusion']
+    if diff_mods:
+      dc = cfg.diffusion
+
+      def make_unet(out_channels, num_modalities, name):
+        return unet_lib.UNet(
+            out_channels=out_channels, base_channels=dc.base_channels,
+            channel_mults=tuple(dc.channel_mults), num_res_blocks=dc.num_res_blocks,
+            attention_resolutions=tuple(dc.attention_resolutions), num_groups=dc.num_groups,
+            dropout=dc.dropout, num_modalities=num_modalities, name=name)
+
+      if dc.shared_unet:
+        shapes = {m.shape for m in diff_mods}
+        if len(shapes) > 1:
+          raise ValueError(f'A shared U-Net needs image modalities of one shape, got {shapes}; '
+                           'set model.diffusion.shared_unet=False.')
+        self.unet = make_unet(diff_mods[0].shape[-1], len(diff_mods), 'unet')
+      else:
+        self.unets = {m.name: make_unet(m.shape[-1], 0, f'unet_{m.name}') for m in diff_mods}
+
+  # ------------------------------------------------------------ pieces
+  def encode(self, batch, names=None):
+    """Returns the experts' (mu, logvar), each (B, M, D).
+
+    Args:
+      batch: dict of modality arrays.
+      names: which modalities to encode, in this order (default: all, model order).
+    """
+    outs = [self.encoders[name](batch[name]) for name in (names or self.names)]
+    mu = jnp.stack([o[0] for o in outs], axis=1)
+    logvar = jnp.stack([o[1] for o in outs], axis=1)
+    return mu, logvar
+
+  def eps_prediction(self, name, x_t, t, z, train=False):
+    """eps_theta(x_t, t, z) of the diffusion decoder of modality `name`.
+
+    Args: x_t (B, H, W, C); t (B,) int32; z (B, D). Returns: (B, H, W, C).
+    """
+    if self.model_config.diffusion.shared_unet:
+      modality_id = jnp.full((x_t.shape[0],), self.diffusion_names.index(name), jnp.int32)
+      return self.unet(x_t, t, z, modality_id, train=train)
+    return self.unets[name](x_t, t, z, None, train=train)
+
+  def decode_feedforward(self, name, z):
+    """The feed-forward decoder's output (location / logits) for modality `name`."""
+    return self.ff_decoders[name](z)
+
+  # ------------------------------------------------------------ the ELBO
+  def _diffusion_nll(self, batch, z, key, train):
+    """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities."""
+    cfg = self.model_config.diffusion
+    names = self.diffusion_names
+    n = len(names)
+    schedule = make_diffusion_schedule(self.model_config)
+    batch_size = z.shape[0]
+    key_pick, key_t, key_noise = jax.random.split(key, 3)
+    if not cfg.shared_unet:
+      per_mod = []
+      for i, name in enumerate(names):
+        x0 = batch[name]
+        t = jax.random.randint(jax.random.fold_in(key_t, i), (batch_size,), 0,
+                               cfg.num_timesteps)
+        noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
+        x_t = schedules.q_sample(schedule, x0, t, noise)
+        per_mod.append(schedules.denoising_loss(noise, self.eps_prediction(name, x_t, t, z, train)))
+      return jnp.stack(per_mod, axis=1)
+    # Shared U-Net: one call over (B * k) images; k random modalities per example.
+    k = cfg.modality_subsample if 0 < cfg.modality_subsample < n else n
+    if k < n:
+      order = jnp.argsort(jax.random.uniform(key_pick, (batch_size, n)), axis=1)
+      chosen = order[:, :k]                                             # (B, k)
+    else:
+      chosen = jnp.broadcast_to(jnp.arange(n), (batch_size, n))
+    images = jnp.stack([batch[name] for name in names], axis=1)         # (B, n, H, W, C)
+    x0 = jnp.take_along_axis(images, chosen[:, :, None, None, None], axis=1)
+    x0 = x0.reshape((batch_size * k,) + x0.shape[2:])
+    t = jax.random.randint(key_t, (batch_size * k,), 0, cfg.num_timesteps)
+    noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
+    x_t = schedules.q_sample(schedule, x0, t, noise)
+    z_rep = jnp.repeat(z, k, axis=0)
+    eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
+    losses = schedules.denoising_loss(noise, eps).reshape(batch_size, k) * (n / k)
+    rows = jnp.arange(batch_size)[:, None]
+    return jnp.zeros((batch_size, n), losses.dtype).at[rows, chosen].add(losses)
+
+  def __call__(self, batch, key, train=False):
+    """One-sample estimate of the negative ELBO and all its terms.
+
+    Args:
+      batch: dict with every modality's array (see encoders), optionally
+        'available' (B, M) bool marking modalities present per example.
+      key: PRNG key for z, subsets, diffusion times and noise.
+      train: enables dropout (needs the 'dropout' rng).
+
+    Returns:
+      dict of scalars: 'loss' (to minimise), 'elbo', 'kl', 'nll/<m>' (per modality,
+      unweighted, mean over the batch), 'latent_mu_abs'.
+    """
+    names = self.names
+    batch_size = batch[names[0]].shape[0]
+    available = batch.get('available')
+    if available is None:
+      available = jnp.ones((batch_size, len(names)), bool)
+    else:
+      # Whatever a missing modality holds (zeros, NaN) must not reach any term.
+      batch = dict(batch)
+      for i, name in enumerate(names):
+        present = available[:, i].reshape((batch_size,) + (1,) * (batch[name].ndim - 1))
+        batch[name] = jnp.where(present, batch[name], jnp.zeros_like(batch[name]))
+    mu, logvar = self.encode(batch)
+    subsets = fusion.subset_matrix(len(names))
+    mu_s, logvar_s = fusion.mopoe_components(mu, logvar, subsets,
+                                             self.model_config.use_prior_expert)
+    valid = fusion.valid_subsets(subsets, available)
+    key_z, key_dec = jax.random.split(key)
+    z, _ = fusion.sample_mixture(key_z, mu_s, logvar_s, valid)
+    if self.loss_config.kl_estimator == 'subset_average':
+      kl = fusion.kl_subset_average(mu_s, logvar_s, valid)
+    elif self.loss_config.kl_estimator == 'mixture_mc':
+      kl = fusion.kl_mixture_mc(z, mu_s, logvar_s, valid)
+    else:
+      raise ValueError(f'Unknown loss.kl_estimator {self.loss_config.kl_estimator!r}; '
+                       "use 'subset_average' or 'mixture_mc'.")
+    nll = {}
+    if self.diffusion_names:
+      diff_nll = self._diffusion_nll(batch, z, key_dec, train)
+      for i, name in enumerate(self.diffusion_names):
+        nll[name] = diff_nll[:, i]
+    for m in self.modalities:
+      if m.decoder == 'diffusion':
+        continue
+      out = self.decode_feedforward(m.name, z)
+      if m.kind == 'image':
+        nll[m.name] = decoders_lib.image_nll(m.decoder, out, batch[m.name],
+                                             self.model_config.image_likelihood_scale)
+      elif m.kind == 'caption':
+        nll[m.name] = decoders_lib.caption_nll(out, batch[m.name])
+      else:
+        nll[m.name] = decoders_lib.label_nll(out, batch[m.name])
+    weighted = 0.0
+    terms = {}
+    for i, m in enumerate(self.modalities):
+      term = jnp.where(available[:, i], nll[m.name], 0.0)
+      weighted = weighted + m.weight * term
+      terms[f'nll/{m.name}'] = jnp.mean(term)
+    objective = weighted + self.loss_config.beta * kl
+    terms['kl'] = jnp.mean(kl)
+    observed_nll = jnp.where(available, jnp.stack([nll[n] for n in names], 1), 0.0)
+    terms['elbo'] = -jnp.mean(jnp.sum(observed_nll, 1) + kl)
+    terms['loss'] = jnp.mean(objective)
+    terms['latent_mu_abs'] = jnp.mean(jnp.abs(mu))
+    return terms
+
+  def init_all(self, batch, key):
+    """Touches every submodule so `init` creates all parameters."""
+    terms = self(batch, key)
+    mu, _ = self.encode(batch)
+    z = mu[:, 0]
+    for m in self.modalities:
+      if m.decoder == 'diffusion':
+        t = jnp.zeros((z.shape[0],), jnp.int32)
+        self.eps_prediction(m.name, batch[m.name], t, z)
+      else:
+        self.decode_feedforward(m.name, z)
+    return terms
+
+
+def model_from_config(config, modalities) -> DiffMVAE:
+  """Builds the (static) Flax module from the full config and resolved modalities."""
+  import ml_collections  # Local: keep the module importable without configs.
+  return DiffMVAE(modalities=tuple(modalities),
+                  model_config=ml_collections.FrozenConfigDict(config.model),
+                  loss_config=ml_collections.FrozenConfigDict(config.loss))
+
+
+def dummy_batch(modalities, batch_size: int = 2) -> dict:
+  """Zeros of every modality's shape and dtype, for `init`."""
+  batch = {}
+  for m in modalities:
+    dtype = np.float32 if m.kind == 'image' else np.int32
+    batch[m.name] = np.zeros((batch_size,) + tuple(m.shape), dtype)
+  return batch

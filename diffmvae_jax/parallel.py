@@ -1,0 +1,60 @@
+"""Device mesh, shardings and host-local -> global arrays (data parallelism).
+
+The design card's "pmap-sharded" is built as jit over a one-axis ('data',) mesh:
+parameters replicated (P()), the batch split along its first axis (P('data')).
+XLA inserts the gradient all-reduce. jax.pmap is in maintenance mode since JAX 0.8;
+jit + shardings runs the same code on 1 CPU, N fake CPU devices, one GPU host and
+many hosts.
+"""
+
+import os
+
+from absl import logging
+import jax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+
+from diffmvae_jax.errors import ConfigError
+
+DATA_AXIS = 'data'
+
+
+def maybe_initialize_distributed(force: bool = False) -> None:
+  """Calls jax.distributed.initialize() when asked or when a cluster is detected.
+
+  Must run before any other JAX call. Detection: SLURM with more than one task,
+  or JAX_COORDINATOR_ADDRESS set (TPU pods are detected by JAX itself when force).
+  """
+  multi_slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
+  if force or multi_slurm or os.environ.get('JAX_COORDINATOR_ADDRESS'):
+    logging.info('Initialising jax.distributed (force=%s, slurm=%s).', force, multi_slurm)
+    jax.distributed.initialize()
+
+
+def make_mesh() -> Mesh:
+  """A ('data',) mesh over every device of every process, axis type Auto."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, what: str = 'train.batch_size') -> int:
+  """Returns the per-process batch size; errors if the batch does not split evenly."""
+  devices = jax.device_count()
+  if global_batch_size % devices:
+    raise ConfigError(f'{what}={global_batch_size} is not divisible by the {devices} devices; '
+                      f'use a multiple of {devices} (e.g. {devices * max(1, global_batch_size // devices)}).')
+  return global_batch_size // jax.process_count()
+
+
+def global_batch(local_batch: dict, mesh: Mesh) -> dict:
+  """Assembles each process's numpy batch into global jax.Arrays sharded on 'data'."""
+  sharding = batch_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)

@@ -1,0 +1,59 @@
+"""``--mode=sample``: grids from the latest checkpoint of a workdir.
+
+  python -m diffmvae_jax.main --config=configs/demo.py --workdir=/tmp/demo --mode=sample \
+      --config.sample.given=m0,m1 --config.sample.num=16
+
+Writes a conditional grid (given ``sample.given``) and an unconditional grid
+(z ~ N(0, I)) to ``<workdir>/samples`` using the EMA parameters by default.
+"""
+
+import os
+
+from absl import logging
+import jax
+import numpy as np
+
+from diffmvae_jax import checkpoint as checkpoint_lib
+from diffmvae_jax import generate as generate_lib
+from diffmvae_jax import parallel
+from diffmvae_jax import sample_grid
+from diffmvae_jax import train
+from diffmvae_jax import train_state as train_state_lib
+from diffmvae_jax import visualise
+from diffmvae_jax.errors import CheckpointError
+
+
+def restore_latest(config, workdir: str):
+  """Returns (model, state, step) of the latest checkpoint in workdir."""
+  model = train.build_model(config)
+  mesh = parallel.make_mesh()
+  optimizer = train_state_lib.make_optimizer(config.train)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.train.keep_checkpoints)
+  step = checkpointer.latest_step()
+  if step is None:
+    raise CheckpointError(f'No checkpoint in {checkpointer.directory}; train first with '
+                          f'--mode=train --workdir={workdir}.')
+  checkpointer.check_compatible(step, train.config_as_dict(config))
+  abstract = jax.eval_shape(lambda: train.init_state(config, model, optimizer, mesh))
+  abstract = checkpoint_lib.abstract_like(abstract, parallel.replicated(mesh))
+  state, _ = checkpointer.restore(step, abstract)
+  checkpointer.close()
+  return model, state, step
+
+
+def sample_from_checkpoint(config, workdir: str) -> dict:
+  """Writes conditional and unconditional grids; returns their paths."""
+  model, state, step = restore_latest(config, workdir)
+  params = state.ema_params if config.sample.use_ema else state.params
+  paths = {'conditional': sample_grid.GridWriter(model, config, workdir).write(params, step)}
+  generate = jax.jit(generate_lib.make_unconditional_generate_fn(model, config.sample),
+                     static_argnums=2)
+  samples = jax.device_get(generate({'params': params}, jax.random.PRNGKey(config.seed + 2),
+                                    config.sample.num))
+  columns = [visualise.to_uint8(samples[m.name]) for m in model.modalities if m.kind == 'image']
+  if columns and jax.process_index() == 0:
+    paths['unconditional'] = visualise.save_png(
+        visualise.grid(columns),
+        os.path.join(workdir, 'samples', f'step_{step:07d}_unconditional_gaussian.png'))
+  logging.info('Wrote %s', paths)
+  return paths

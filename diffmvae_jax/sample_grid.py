@@ -1,0 +1,79 @@
+"""Conditional sample grids written during and after training.
+
+A fixed batch of ``sample.num`` validation examples is encoded through the given
+modalities (``sample.given``); every modality is then generated. The PNG shows,
+per row, the given images, then every generated image modality; captions and
+labels go to a text file beside it. Grids also go to TensorBoard.
+"""
+
+import os
+
+import jax
+import numpy as np
+
+from diffmvae_jax import generate as generate_lib
+from diffmvae_jax import visualise
+from diffmvae_jax.data import pipeline
+
+
+class GridWriter:
+  """Writes ``<workdir>/samples/step_<step>_given-<names>.{png,txt}``."""
+
+  def __init__(self, model, config, workdir: str, writer=None):
+    self.model = model
+    self.config = config
+    self.writer = writer
+    self.directory = os.path.join(workdir, 'samples')
+    self.given = generate_lib.parse_given(config.sample.given, model)
+    self._generate = jax.jit(generate_lib.make_conditional_generate_fn(
+        model, config.sample, self.given))
+    self._batch = None
+    self._vocab = None
+
+  def _examples(self) -> dict:
+    if self._batch is None:
+      num = self.config.sample.num
+      it = pipeline.make_eval_iterator(self.config.data, split='validation',
+                                       global_batch_size=num, num_examples=num)
+      batch = next(iter(it))
+      self._batch = {k: np.asarray(v) for k, v in batch.items()}
+    return self._batch
+
+  def _decode_text(self, name, tokens) -> str:
+    if name == 'caption' or self.model.modalities[self.model.names.index(name)].kind == 'caption':
+      if self._vocab is None:
+        self._vocab = pipeline.load_vocabulary(self.config.data)
+      return self._vocab.decode(np.asarray(tokens))
+    return str(int(tokens))
+
+  def write(self, params, step: int) -> str | None:
+    """Generates and writes one grid; returns the PNG path (None off the lead host)."""
+    batch = self._examples()
+    inputs = {k: batch[k] for k in self.given}
+    key = jax.random.PRNGKey(self.config.seed + 1)
+    samples = jax.device_get(self._generate({'params': params}, inputs, key))
+    if jax.process_index() != 0:
+      return None
+    images = [m for m in self.model.modalities if m.kind == 'image']
+    columns = [visualise.to_uint8(batch[m.name]) for m in images if m.name in self.given]
+    columns += [visualise.to_uint8(samples[m.name]) for m in images]
+    stem = os.path.join(self.directory, f'step_{step:07d}_given-{"-".join(self.given)}')
+    path = None
+    if columns:
+      image = visualise.grid(columns)
+      path = visualise.save_png(image, stem + '.png')
+      if self.writer is not None:
+        self.writer.write_images(step, {f'samples/given_{"-".join(self.given)}': image[None]})
+    others = [m for m in self.model.modalities if m.kind != 'image']
+    if others:
+      lines = []
+      for i in range(len(next(iter(samples.values())))):
+        parts = [f'{m.name}: true={self._decode_text(m.name, batch[m.name][i])!r} '
+                 f'generated={self._decode_text(m.name, samples[m.name][i])!r}' for m in others]
+        lines.append(f'{i}: ' + ' | '.join(parts))
+      os.makedirs(self.directory, exist_ok=True)
+      with open(stem + '.txt', 'w') as f:
+        f.write(f'Given {list(self.given)}, step {step}.\n' + '\n'.join(lines) + '\n')
+    if self.writer is not None:
+      self.writer.flush()
+    return path

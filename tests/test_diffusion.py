@@ -1,0 +1,191 @@
+"""DDPM schedules, forward process, loss and the DDPM/DDIM samplers."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffmvae_jax.diffusion import samplers
+from diffmvae_jax.diffusion import schedules
+
+T = 100  # Small T keeps the sampler tests fast; betas scaled so that abar_{T-1} ~ 0.
+
+
+def _small_schedule(kind='linear'):
+  return schedules.make_schedule(kind, T, beta_start=1e-3, beta_end=0.2)
+
+
+def test_linear_schedule_against_formulas():
+  s = schedules.make_schedule('linear', 1000)
+  betas = np.linspace(1e-4, 0.02, 1000)
+  abar = np.cumprod(1.0 - betas)
+  abar_prev = np.concatenate([[1.0], abar[:-1]])
+  assert s.num_timesteps == 1000
+  for field in ('betas', 'alphas_cumprod', 'posterior_variance', 'posterior_mean_coef1'):
+    assert getattr(s, field).dtype == jnp.float32 and getattr(s, field).shape == (1000,)
+  np.testing.assert_allclose(s.betas, betas, rtol=1e-6)
+  np.testing.assert_allclose(s.alphas_cumprod, abar, rtol=1e-5)
+  np.testing.assert_allclose(s.alphas_cumprod_prev, abar_prev, rtol=1e-5)
+  np.testing.assert_allclose(s.sqrt_alphas_cumprod, np.sqrt(abar), rtol=1e-5)
+  np.testing.assert_allclose(s.sqrt_one_minus_alphas_cumprod, np.sqrt(1 - abar), rtol=1e-5)
+  post_var = betas * (1 - abar_prev) / (1 - abar)
+  np.testing.assert_allclose(s.posterior_variance, post_var, rtol=1e-5)
+  assert s.posterior_variance[0] == 0.0
+  np.testing.assert_allclose(s.posterior_log_variance_clipped[1:], np.log(post_var[1:]),
+                             rtol=1e-5)
+  np.testing.assert_allclose(s.posterior_log_variance_clipped[0], np.log(post_var[1]),
+                             rtol=1e-5)
+  np.testing.assert_allclose(s.posterior_mean_coef1, betas * np.sqrt(abar_prev) / (1 - abar),
+                             rtol=1e-5)
+  np.testing.assert_allclose(s.posterior_mean_coef2,
+                             (1 - abar_prev) * np.sqrt(1 - betas) / (1 - abar), rtol=1e-5)
+
+
+def test_cosine_schedule_against_formula():
+  s = schedules.make_schedule('cosine', 1000)
+  f = lambda t: np.cos((t / 1000 + 0.008) / 1.008 * np.pi / 2) ** 2
+  t = np.arange(1000)
+  # abar_t = f(t + 1) / f(0) wherever the 0.999 clip is inactive (all but the end).
+  np.testing.assert_allclose(s.alphas_cumprod[:990], (f(t + 1) / f(0))[:990], rtol=1e-4,
+                             atol=1e-7)
+  betas = np.clip(1 - f(t + 1) / f(t), 0, 0.999)
+  np.testing.assert_allclose(s.betas, betas, rtol=1e-5)
+  assert float(s.betas.max()) <= 0.999 + 1e-6
+  np.testing.assert_allclose(s.alphas_cumprod, np.cumprod(1 - betas), rtol=1e-4, atol=1e-9)
+
+
+def test_unknown_schedule_kind():
+  with pytest.raises(ValueError, match='linear, cosine'):
+    schedules.make_schedule('quadratic', 10)
+
+
+def test_q_sample_closed_form_and_loss():
+  s = _small_schedule()
+  k1, k2 = jax.random.split(jax.random.key(0))
+  x0 = jax.random.uniform(k1, (3, 4, 4, 2), minval=-1, maxval=1)
+  noise = jax.random.normal(k2, x0.shape)
+  t = jnp.array([0, 50, 99], jnp.int32)
+  x_t = schedules.q_sample(s, x0, t, noise)
+  abar = np.cumprod(1 - np.linspace(1e-3, 0.2, T))[np.asarray(t)][:, None, None, None]
+  np.testing.assert_allclose(x_t, np.sqrt(abar) * x0 + np.sqrt(1 - abar) * noise, rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(schedules.predict_x0_from_eps(s, x_t, t, noise), x0, atol=2e-3)
+  loss = schedules.denoising_loss(noise, jnp.zeros_like(noise))
+  assert loss.shape == (3,)
+  np.testing.assert_allclose(loss, np.sum(np.asarray(noise) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_schedule_is_a_pytree_under_jit():
+  s = _small_schedule()
+  out = jax.jit(lambda s, t: s.betas[t])(s, jnp.array([3]))
+  np.testing.assert_allclose(out, s.betas[3])
+
+
+def test_ddim_timesteps():
+  np.testing.assert_array_equal(samplers.ddim_timesteps(10, 10), np.arange(9, -1, -1))
+  ts = samplers.ddim_timesteps(1000, 50)
+  assert ts.shape == (50,) and ts[0] == 999 and ts[-1] == 0 and np.all(np.diff(ts) < 0)
+  assert len(set(samplers.ddim_timesteps(100, 99))) == 99
+  with pytest.raises(ValueError):
+    samplers.ddim_timesteps(10, 11)
+
+
+def test_ddim_eta1_coefficients_equal_ddpm_posterior():
+  s = _small_schedule('cosine')
+  t = jnp.arange(T, dtype=jnp.int32)
+  c_x0, c_eps, sigma = samplers.ddim_coefficients(s, t, t - 1, eta=1.0)
+  np.testing.assert_allclose(np.square(sigma), s.posterior_variance, rtol=1e-4, atol=1e-7)
+  # Mean: c_x0 x0 + c_eps eps(x0, x_t) == coef1 x0 + coef2 x_t for any x0, x_t.
+  rng = np.random.default_rng(0)
+  x0, x_t = rng.normal(size=T), rng.normal(size=T)
+  sa, s1a = np.asarray(s.sqrt_alphas_cumprod), np.asarray(s.sqrt_one_minus_alphas_cumprod)
+  eps = (x_t - sa * x0) / s1a
+  ddim_mean = np.asarray(c_x0) * x0 + np.asarray(c_eps) * eps
+  ddpm_mean = np.asarray(s.posterior_mean_coef1) * x0 + np.asarray(s.posterior_mean_coef2) * x_t
+  np.testing.assert_allclose(ddim_mean, ddpm_mean, rtol=1e-3, atol=1e-4)
+  # eta = 0 is deterministic; the last step (t_prev = -1) returns x0.
+  _, _, sigma0 = samplers.ddim_coefficients(s, t, t - 1, eta=0.0)
+  np.testing.assert_array_equal(sigma0, 0.0)
+  last = samplers.ddim_coefficients(s, jnp.array([0]), jnp.array([-1]), eta=1.0)
+  np.testing.assert_allclose([float(c[0]) for c in last], [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def _gaussian_oracle(schedule, mean, std):
+  """Optimal eps for data x0 ~ N(mean, std^2) per pixel: E[eps | x_t]."""
+  def eps_fn(x_t, t):
+    abar = schedules.gather(schedule.alphas_cumprod, t, x_t.ndim)
+    return jnp.sqrt(1 - abar) * (x_t - jnp.sqrt(abar) * mean) / (abar * std ** 2 + 1 - abar)
+  return eps_fn
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_samplers():
+  s = _small_schedule('cosine')
+  ddpm = jax.jit(lambda key, mean, std, clip: samplers.ddpm_sample(
+      _gaussian_oracle(s, mean, std), s, key, (64, 8, 8, 1), clip_x0=clip),
+                 static_argnums=3)
+  ddim = jax.jit(lambda key, mean, std, steps, eta, clip: samplers.ddim_sample(
+      _gaussian_oracle(s, mean, std), s, key, (64, 8, 8, 1), steps, eta=eta, clip_x0=clip),
+                 static_argnums=(3, 5))
+  return ddpm, ddim
+
+
+def test_sampler_shapes_and_determinism():
+  ddpm, ddim = _jitted_samplers()
+  for sample in (lambda k: ddpm(k, 0.0, 0.5, True), lambda k: ddim(k, 0.0, 0.5, 10, 0.5, True)):
+    a, b, c = sample(jax.random.key(0)), sample(jax.random.key(0)), sample(jax.random.key(1))
+    assert a.shape == (64, 8, 8, 1) and a.dtype == jnp.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert np.all(np.abs(a) <= 1.0)  # clip_x0
+
+
+def test_ddim_eta1_all_steps_is_ddpm():
+  ddpm, ddim = _jitted_samplers()
+  key = jax.random.key(7)
+  for clip in (False, True):
+    np.testing.assert_allclose(ddim(key, 0.3, 0.5, T, 1.0, clip), ddpm(key, 0.3, 0.5, clip),
+                               atol=2e-3)
+
+
+@pytest.mark.parametrize('which', ['ddpm', 'ddim'])
+def test_samplers_recover_point_mass(which):
+  ddpm, ddim = _jitted_samplers()
+  key = jax.random.key(3)
+  x = ddpm(key, 0.4, 0.0, True) if which == 'ddpm' else ddim(key, 0.4, 0.0, 10, 0.0, True)
+  np.testing.assert_allclose(x, 0.4, atol=1e-4)
+
+
+def _expected_std(schedule, steps, eta, std):
+  """Exact std of the sampler's output for N(mean, std^2) data with the oracle eps.
+
+  Every update is linear: d_prev = k_t d_t + sigma_t z for d_t = x_t - sqrt(abar_t) mean, with
+  k_t = (c_x0 sqrt(abar_t) std^2 + c_eps sqrt(1 - abar_t)) / (abar_t std^2 + 1 - abar_t), so
+  Var d_prev = k_t^2 Var d_t + sigma_t^2 from Var d_T = 1. Few-step DDIM shrinks the variance
+  (Cauchy-Schwarz), which is why the samplers are compared with this and not with std itself.
+  """
+  abar = np.asarray(schedule.alphas_cumprod, np.float64)
+  ts = samplers.ddim_timesteps(T, steps)
+  var = 1.0
+  for i, t in enumerate(ts):
+    a, a_prev = abar[t], (abar[ts[i + 1]] if i + 1 < len(ts) else 1.0)
+    sigma = eta * np.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+    c_eps = np.sqrt(max(1 - a_prev - sigma ** 2, 0.0))
+    k = (np.sqrt(a_prev * a) * std ** 2 + c_eps * np.sqrt(1 - a)) / (a * std ** 2 + 1 - a)
+    var = k * k * var + sigma ** 2
+  return np.sqrt(var)
+
+
+@pytest.mark.parametrize('which,steps,eta', [('ddpm', T, 1.0), ('ddim', 25, 0.0),
+                                              ('ddim', 25, 1.0)])
+def test_samplers_recover_gaussian(which, steps, eta):
+  ddpm, ddim = _jitted_samplers()
+  key = jax.random.key(11)
+  x = ddpm(key, 0.3, 0.5, False) if which == 'ddpm' else ddim(key, 0.3, 0.5, steps, eta, False)
+  x = np.asarray(x).ravel()  # 4096 independent samples, ideally of N(0.3, 0.5^2)
+  expected_std = _expected_std(_small_schedule('cosine'), steps, eta, 0.5)
+  assert abs(expected_std - 0.5) < 0.07  # discretisation error of T=100 / 25 steps
+  assert abs(x.mean() - 0.3) < 0.03, x.mean()            # ~4 standard errors
+  assert abs(x.std() - expected_std) < 0.025, (x.std(), expected_std)
