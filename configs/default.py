@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   model.image_ff_decoder = ml_collections.ConfigDict()
   model.image_ff_decoder.channels = (128, 64, 32)  # Transposed convs: 4->7->14->28.
-  model.image_ff_decoder.hidden = 512
+  model.image_ff_decoder.hidden = 512   # 0 = project z straight to the first feature map.
 
   model.text = ml_collections.ConfigDict()
   model.text.embed_dim = 64

@@ -9,6 +9,7 @@ the latest ``train.keep_checkpoints``.
 """
 
 import json
+import os
 from typing import Any
 
 from absl import logging
@@ -62,6 +63,8 @@ class Checkpointer:
 
   def __init__(self, workdir: str, *, keep: int = 3, async_save: bool = True,
                subdir: str = 'checkpoints'):
+    if '://' not in str(workdir):  # Local paths must be absolute for TensorStore.
+      workdir = os.path.abspath(workdir)
     self.directory = epath.Path(workdir) / subdir
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, cleanup_tmp_directories=True,

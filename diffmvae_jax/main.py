@@ -9,6 +9,7 @@ unconditional grids from the latest checkpoint). Any config value can be
 overridden with --config.<section>.<key>=<value>.
 """
 
+import logging as std_logging
 import sys
 
 from absl import app
@@ -23,15 +24,30 @@ flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and sample
 flags.DEFINE_enum('mode', 'train', ['train', 'sample'], 'What to do.')
 flags.DEFINE_bool('distributed', False,
                   'Call jax.distributed.initialize() (multi-host; also automatic on SLURM).')
+flags.DEFINE_string('coordinator_address', '',
+                    'host:port of process 0 for a multi-process run without a cluster manager.')
+flags.DEFINE_integer('num_processes', 0, 'Process count (with --coordinator_address).')
+flags.DEFINE_integer('process_id', -1, 'This process id (with --coordinator_address).')
 flags.mark_flags_as_required(['config', 'workdir'])
+
+
+class _QuietLibraries:
+  """Drops the libraries' per-operation INFO chatter (Orbax saves, TFDS config notes)."""
+
+  def filter(self, record) -> bool:
+    if '/orbax/' in record.pathname and record.levelno < std_logging.WARNING:
+      return False
+    return not record.getMessage().startswith('Using custom data configuration')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   # Imported here so jax.distributed can be initialised before any other JAX use.
   from diffmvae_jax import parallel
-  parallel.maybe_initialize_distributed(FLAGS.distributed)
+  parallel.maybe_initialize_distributed(FLAGS.distributed, FLAGS.coordinator_address,
+                                        FLAGS.num_processes, FLAGS.process_id)
   import jax
   logging.info('JAX %s: process %d of %d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),

@@ -19,16 +19,33 @@ from diffmvae_jax.errors import ConfigError
 DATA_AXIS = 'data'
 
 
-def maybe_initialize_distributed(force: bool = False) -> None:
+def maybe_initialize_distributed(force: bool = False, coordinator_address: str = '',
+                                 num_processes: int = 0, process_id: int = -1) -> None:
   """Calls jax.distributed.initialize() when asked or when a cluster is detected.
 
-  Must run before any other JAX call. Detection: SLURM with more than one task,
-  or JAX_COORDINATOR_ADDRESS set (TPU pods are detected by JAX itself when force).
+  Must run before any other JAX call. Triggers: `force` (TPU pods, Open MPI and
+  SLURM are then auto-detected by JAX), SLURM with more than one task, or an
+  explicit coordinator address (local multi-process rehearsal: every process gets
+  the same address, the process count and its own id). On CPU, cross-process
+  collectives use gloo.
+
+  Args:
+    force: initialise even without a detected cluster.
+    coordinator_address: 'host:port' of process 0 ('' = auto-detect).
+    num_processes: number of processes (0 = auto-detect).
+    process_id: this process's id (-1 = auto-detect).
   """
   multi_slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
-  if force or multi_slurm or os.environ.get('JAX_COORDINATOR_ADDRESS'):
-    logging.info('Initialising jax.distributed (force=%s, slurm=%s).', force, multi_slurm)
-    jax.distributed.initialize()
+  if not (force or multi_slurm or coordinator_address):
+    return
+  kwargs = {}
+  if coordinator_address:
+    kwargs = dict(coordinator_address=coordinator_address, num_processes=num_processes,
+                  process_id=process_id)
+    if os.environ.get('JAX_PLATFORMS', '') == 'cpu':
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  logging.info('Initialising jax.distributed %s.', kwargs or '(auto-detected cluster)')
+  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh() -> Mesh:

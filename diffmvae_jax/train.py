@@ -56,7 +56,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 
 def build_model(config) -> diffmvae.DiffMVAE:
-  """Prepares the dataset (building it if needed) and returns the Flax model."""
+  """Prepares the dataset (building it if needed) and returns the Flax model.
+
+  With several processes, process 0 builds while the others wait at a barrier, so
+  they never race to write the same files.
+  """
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      pipeline.prepare_dataset(config.data)
+    multihost_utils.sync_global_devices('diffmvae_jax:dataset_ready')
   pipeline.prepare_dataset(config.data)
   specs = pipeline.modality_specs(config.data)
   modalities = modalities_lib.resolve_modalities(config, specs)
@@ -73,7 +81,12 @@ def init_state(config, model, optimizer, mesh) -> train_state_lib.TrainState:
     variables = model.init(key, batch, key, method=diffmvae.DiffMVAE.init_all)
     return train_state_lib.create_train_state(variables['params'], optimizer, state_rng)
 
-  return jax.jit(init, out_shardings=parallel.replicated(mesh))(init_key)
+  # Initialisation runs once but compiles one threefry expansion per parameter, which
+  # XLA's CPU backend optimises slowly; its numerics do not depend on the LLVM pass level.
+  compiled = jax.jit(init, out_shardings=parallel.replicated(mesh)).lower(init_key).compile(
+      compiler_options={'xla_backend_optimization_level': 0}
+      if jax.default_backend() == 'cpu' else None)
+  return compiled(init_key)
 
 
 def make_train_step(model, optimizer, config):
@@ -223,36 +236,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       history.clear()
 
   logging.info('Training from step %d to %d.', start_step, config.train.num_steps)
-  with PreemptionWatcher() as preemption:
-    step = start_step
-    while step < config.train.num_steps:
-      with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        local = next(data_iter)
-        iter_state = data_iter.get_state()
-        batch = parallel.global_batch(_model_inputs(local, model), mesh)
-        state, metrics = train_step(state, batch)
-      step += 1
+
+  def params_for_samples(s):
+    return s.ema_params if config.sample.use_ema else s.params
+
+  step = start_step
+  try:
+    with PreemptionWatcher() as preemption:
+      while step < config.train.num_steps:
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          local = next(data_iter)
+          iter_state = data_iter.get_state()
+          batch = parallel.global_batch(_model_inputs(local, model), mesh)
+          state, metrics = train_step(state, batch)
+        step += 1
+        if pending is not None:
+          consume(*pending)
+        pending = (step, metrics)
+        report_progress(step)
+        stop = preemption.should_stop(step)
+        if step % config.train.checkpoint_every == 0 or step == config.train.num_steps or stop:
+          consume(*pending)  # Never save a state that came from a non-finite step.
+          pending = None
+          checkpointer.save(step, state, iter_state, _config_json(config))
+          last_saved = step
+        if config.train.sample_every and step % config.train.sample_every == 0:
+          sampler.write(params_for_samples(state), step)
+        if stop:
+          logging.warning('Stopped at step %d on preemption; rerun to resume.', step)
+          break
       if pending is not None:
         consume(*pending)
-      pending = (step, metrics)
-      report_progress(step)
-      stop = preemption.should_stop(step)
-      if step % config.train.checkpoint_every == 0 or step == config.train.num_steps or stop:
-        consume(*pending)
-        pending = None
-        checkpointer.save(step, state, iter_state, _config_json(config))
-        last_saved = step
-      if config.train.sample_every and step % config.train.sample_every == 0:
-        sampler.write(state.ema_params if config.sample.use_ema else state.params, step)
-      if stop:
-        logging.warning('Stopped at step %d on preemption; rerun to resume.', step)
-        break
-    if pending is not None:
-      consume(*pending)
-  checkpointer.close()
-  if step >= config.train.num_steps and step > 0 and (
-      not config.train.sample_every or step % config.train.sample_every):
-    sampler.write(state.ema_params if config.sample.use_ema else state.params, step)
+  finally:
+    checkpointer.close()  # Waits for the last async save, also when an error stops the run.
+    writer.flush()
+  finished_now = step == config.train.num_steps and step > start_step
+  if finished_now and (not config.train.sample_every or step % config.train.sample_every):
+    sampler.write(params_for_samples(state), step)
   writer.flush()
   logging.info('Done at step %d; workdir %s.', step, workdir)
   return last_metrics

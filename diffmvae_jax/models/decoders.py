@@ -15,10 +15,10 @@ import jax.numpy as jnp
 
 
 class ImageDecoder(nn.Module):
-  """Dense -> (s x s x C0) -> 3x3 stride-2 transposed convs -> image mean.
+  """[Dense hidden] -> Dense (s x s x C0) -> 3x3 stride-2 transposed convs -> image mean.
 
-  With out_shape (28, 28, 3), channels (128, 64, 32) and hidden 512 this is the
-  MoPoE PolyMNIST decoder (4 -> 7 -> 14 -> 28). The output is the location of the
+  With out_shape (28, 28, 3), channels (128, 64, 32) and hidden 0 (no hidden layer)
+  this is the MoPoE PolyMNIST decoder (z -> 2048 -> 4x4x128 -> 7 -> 14 -> 28). The output is the location of the
   likelihood for images scaled to [0, 1] (unbounded; Bernoulli takes it as logits).
   """
   out_shape: tuple
@@ -35,7 +35,7 @@ class ImageDecoder(nn.Module):
     for _ in self.channels:
       sizes.append(math.ceil(sizes[-1] / 2))
     sizes = sizes[::-1]  # e.g. [4, 7, 14, 28]
-    h = nn.relu(nn.Dense(self.hidden, name='hidden')(z))
+    h = nn.relu(nn.Dense(self.hidden, name='hidden')(z)) if self.hidden else z
     h = nn.relu(nn.Dense(sizes[0] * sizes[0] * self.channels[0], name='project')(h))
     h = h.reshape((z.shape[0], sizes[0], sizes[0], self.channels[0]))
     out_channels = list(self.channels[1:]) + [out_c]
