@@ -17,6 +17,22 @@ if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
                              ' --xla_backend_optimization_level=0').strip()
 
 
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One persistent XLA cache for the session: identical steps compile once.
+
+  Many tests train the same tiny model (in this process and in subprocesses, which
+  inherit the environment variable); the cache turns their repeated compilations
+  into reads.
+  """
+  import jax
+  directory = str(tmp_path_factory.mktemp('jax_cache'))
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = directory
+  jax.config.update('jax_compilation_cache_dir', directory)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  yield directory
+
+
 @pytest.fixture(scope='session')
 def tiny_data_dir(tmp_path_factory):
   """A TFDS data dir holding the tiny 3-modality PolyMNIST of configs/test_tiny.py."""
