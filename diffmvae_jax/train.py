@@ -71,8 +71,8 @@ def build_model(config) -> diffmvae.DiffMVAE:
   return diffmvae.model_from_config(config, modalities)
 
 
-def init_state(config, model, optimizer, mesh) -> train_state_lib.TrainState:
-  """Initialises the train state directly with replicated shardings."""
+def _make_init_fn(config, model, optimizer):
+  """The pure init function (key -> TrainState) and its key."""
   rng = jax.random.PRNGKey(config.seed)
   init_key, state_rng = jax.random.split(rng)
   batch = diffmvae.dummy_batch(model.modalities)
@@ -81,12 +81,24 @@ def init_state(config, model, optimizer, mesh) -> train_state_lib.TrainState:
     variables = model.init(key, batch, key, method=diffmvae.DiffMVAE.init_all)
     return train_state_lib.create_train_state(variables['params'], optimizer, state_rng)
 
+  return init, init_key
+
+
+def init_state(config, model, optimizer, mesh) -> train_state_lib.TrainState:
+  """Initialises the train state directly with replicated shardings."""
+  init, init_key = _make_init_fn(config, model, optimizer)
   # Initialisation runs once but compiles one threefry expansion per parameter, which
   # XLA's CPU backend optimises slowly; its numerics do not depend on the LLVM pass level.
   compiled = jax.jit(init, out_shardings=parallel.replicated(mesh)).lower(init_key).compile(
       compiler_options={'xla_backend_optimization_level': 0}
       if jax.default_backend() == 'cpu' else None)
   return compiled(init_key)
+
+
+def abstract_train_state(config, model, optimizer, mesh) -> train_state_lib.TrainState:
+  """ShapeDtypeStructs of the train state with replicated shardings (restore targets)."""
+  init, init_key = _make_init_fn(config, model, optimizer)
+  return checkpoint_lib.abstract_like(jax.eval_shape(init, init_key), parallel.replicated(mesh))
 
 
 def make_train_step(model, optimizer, config):
@@ -147,15 +159,18 @@ class PreemptionWatcher:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_finite(step: int, metrics: dict, last_saved: int | None, workdir: str) -> None:
+def check_finite(step: int, metrics: dict, last_saved: int | None, directory: str,
+                 what: str = 'Non-finite value',
+                 advice: str = 'Lower train.learning_rate, tighten train.grad_clip_norm or check '
+                               'the data') -> None:
+  """Raises NonFiniteLossError naming the step and every non-finite metric."""
   bad = sorted(k for k, v in metrics.items() if not np.all(np.isfinite(v)))
   if bad:
     kept = (f'the last good checkpoint (step {last_saved}) is kept' if last_saved is not None
             else 'no checkpoint had been written yet')
     raise NonFiniteLossError(
-        f'Non-finite value at step {step} in {bad} (loss={metrics.get("loss")}); {kept} in '
-        f'{workdir}. Lower train.learning_rate, tighten train.grad_clip_norm or check the '
-        'data, then rerun the same command to resume from that checkpoint.')
+        f'{what} at step {step} in {bad} (loss={metrics.get("loss")}); {kept} in '
+        f'{directory}. {advice}, then rerun the same command to resume from that checkpoint.')
 
 
 def _config_json(config) -> str:
@@ -197,8 +212,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   last_saved = checkpointer.latest_step()
   if last_saved is not None:
     checkpointer.check_compatible(last_saved, config_dict)
-    abstract = checkpoint_lib.abstract_like(state, parallel.replicated(mesh))
-    state, iter_state = checkpointer.restore(last_saved, abstract)
+    state, iter_state = checkpointer.restore(last_saved, checkpoint_lib.abstract_like(
+        state, parallel.replicated(mesh)))
     data_iter.set_state(iter_state)
     checkpoint_lib.log_restored(last_saved, checkpointer.directory)
   start_step = int(state.step)
@@ -224,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def consume(step, device_metrics):
     nonlocal last_metrics
     host = jax.device_get(device_metrics)
-    _check_finite(step, host, last_saved, workdir)
+    check_finite(step, host, last_saved, workdir)
     last_metrics = {k: float(v) for k, v in host.items()}
     history.append(last_metrics)
     if step % config.train.log_every == 0 or step == config.train.num_steps:

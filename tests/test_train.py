@@ -13,6 +13,7 @@ import pytest
 
 from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import parallel
+from diffmvae_jax import sample
 from diffmvae_jax import train
 from diffmvae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 
@@ -51,6 +52,11 @@ def test_train_writes_checkpoints_logs_and_grid(tiny_config, tmp_path):
   again = train.train_and_evaluate(tiny_config, workdir)
   assert again == {}
   assert sorted(_losses(workdir)) == [1, 2, 3, 4]
+  # --mode=sample restores the latest checkpoint and writes both grids.
+  tiny_config.sample.given = 'm0,caption'
+  paths = sample.sample_from_checkpoint(tiny_config, workdir)
+  assert os.path.basename(paths['conditional']) == 'step_0000004_given-m0-caption.png'
+  assert os.path.exists(paths['unconditional'])
 
 
 def test_resume_after_kill_matches_uninterrupted(tiny_config, tmp_path, tiny_data_dir):
