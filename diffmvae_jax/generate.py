@@ -97,8 +97,14 @@ def make_conditional_generate_fn(model: DiffMVAE, sample_config, given: Sequence
   return generate
 
 
-def make_unconditional_generate_fn(model: DiffMVAE, sample_config) -> Callable:
-  """Returns generate(params, key, num) -> samples of every modality from z ~ N(0, I).
+def make_unconditional_generate_fn(model: DiffMVAE, sample_config,
+                                   latent_sampler: Callable | None = None) -> Callable:
+  """Returns generate(params, key, num) -> samples of every modality from one z each.
+
+  Args:
+    model, sample_config: as make_decode_fn.
+    latent_sampler: sample(key, num) -> z (num, D), e.g. the trained latent SDE prior
+      (train_prior.restore_prior); None draws z ~ N(0, I).
 
   `num` must be static (jit with static_argnums=2).
   """
@@ -107,6 +113,10 @@ def make_unconditional_generate_fn(model: DiffMVAE, sample_config) -> Callable:
 
   def generate(params, key, num):
     key_z, key_dec = jax.random.split(key)
-    return decode(params, jax.random.normal(key_z, (num, latent_dim)), key_dec)
+    if latent_sampler is None:
+      z = jax.random.normal(key_z, (num, latent_dim))
+    else:
+      z = latent_sampler(key_z, num)
+    return decode(params, z, key_dec)
 
   return generate

@@ -4,9 +4,11 @@
   python -m diffmvae_jax.main --config=configs/polymnist.py --workdir=DIR --mode=sample \
       --config.sample.given=m0,m1
 
-Modes: train (default; resumes from the workdir), sample (conditional and
-unconditional grids from the latest checkpoint). Any config value can be
-overridden with --config.<section>.<key>=<value>.
+Modes: train (default; resumes from the workdir); sample (conditional and
+unconditional grids from the latest checkpoint); eval (coherence and FID of a
+checkpoint, see evaluate.py); train_classifiers (the digit classifiers coherence
+uses); train_prior (the latent score-based prior, a second stage). Any config
+value can be overridden with --config.<section>.<key>=<value>.
 """
 
 import logging as std_logging
@@ -21,7 +23,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Path to a config file (configs/*.py).',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples.')
-flags.DEFINE_enum('mode', 'train', ['train', 'sample'], 'What to do.')
+flags.DEFINE_enum('mode', 'train',
+                  ['train', 'sample', 'eval', 'train_classifiers', 'train_prior'],
+                  'What to do (see the module docstring).')
 flags.DEFINE_bool('distributed', False,
                   'Call jax.distributed.initialize() (multi-host; also automatic on SLURM).')
 flags.DEFINE_string('coordinator_address', '',
@@ -40,6 +44,29 @@ class _QuietLibraries:
     return not record.getMessage().startswith('Using custom data configuration')
 
 
+def run_mode(mode: str, config, workdir: str):
+  """Dispatches one mode; every mode is an importable library function."""
+  if mode == 'train':
+    from diffmvae_jax import train
+    return train.train_and_evaluate(config, workdir)
+  if mode == 'sample':
+    from diffmvae_jax import sample
+    return sample.sample_from_checkpoint(config, workdir)
+  if mode == 'eval':
+    from diffmvae_jax import evaluate
+    return evaluate.evaluate(config, workdir)
+  if mode == 'train_classifiers':
+    import os
+    from diffmvae_jax.metrics import classifiers
+    return classifiers.train_classifiers(
+        config.data, config.eval.classifier_dir or os.path.join(workdir, 'classifiers'),
+        num_steps=config.eval.classifier_steps, seed=config.seed)
+  if mode == 'train_prior':
+    from diffmvae_jax import train_prior
+    return train_prior.train_prior(config, workdir)
+  raise ValueError(f'Unknown mode {mode!r}.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -54,14 +81,12 @@ def main(argv):
                jax.device_count(), jax.devices()[0].platform)
   from diffmvae_jax import errors
   from diffmvae_jax.data.errors import DataError
+  from diffmvae_jax.metrics.classifiers import ClassifierError
+  from diffmvae_jax.metrics.torchscript_weights import InceptionWeightsError
   try:
-    if FLAGS.mode == 'train':
-      from diffmvae_jax import train
-      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    elif FLAGS.mode == 'sample':
-      from diffmvae_jax import sample
-      sample.sample_from_checkpoint(FLAGS.config, FLAGS.workdir)
-  except (errors.ConfigError, errors.CheckpointError, errors.NonFiniteLossError, DataError) as e:
+    run_mode(FLAGS.mode, FLAGS.config, FLAGS.workdir)
+  except (errors.ConfigError, errors.CheckpointError, errors.NonFiniteLossError, DataError,
+          ClassifierError, InceptionWeightsError) as e:
     logging.error('%s: %s', type(e).__name__, e)
     sys.exit(f'error ({type(e).__name__}): {e}')
 

@@ -214,12 +214,24 @@ for n in (4, 1):
 for k in m1:
   np.testing.assert_allclose(m4[k], m1[k], rtol=2e-5, atol=1e-6, err_msg=k)
 jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), p4, p1)
+
+# Generation sharded over the batch equals generation on one device (same key).
+from diffmvae_jax import generate
+config.sample.steps = 3
+gen = generate.make_conditional_generate_fn(model, config.sample, ('m0',))
+outs = []
+for n in (4, 1):
+  mesh = jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
+  rep, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
+  fn = jax.jit(gen, in_shardings=(rep, shard, rep), out_shardings=shard)
+  outs.append(jax.device_get(fn({'params': p1}, {'m0': batch['m0']}, jax.random.PRNGKey(3))))
+jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), *outs)
 print('SHARDED_OK', float(m4['loss']), float(m1['loss']))
 '''
 
 
 def test_sharded_step_equals_single_device(tiny_data_dir):
-  """Two train steps on 4 fake CPU devices give the loss and parameters of 1 device."""
+  """4 fake CPU devices = 1 device: two train steps (loss, parameters) and generation."""
   result = subprocess.run([sys.executable, '-c', SHARDED_SCRIPT, tiny_data_dir], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
   assert 'SHARDED_OK' in result.stdout, result.stderr[-4000:]
