@@ -97,7 +97,7 @@ def main(argv):
   t = timed(run_step, FLAGS.repeats)
   roofline = matmul_flops(FLAGS.repeats)
   result = {
-      'config': FLAGS['config'].value, 'device': str(jax.devices()[0]),
+      'config': FLAGS['config'].config_filename, 'device': str(jax.devices()[0]),
       'device_count': jax.device_count(), 'cpu_count': os.cpu_count(),
       'params': int(sum(x.size for x in jax.tree.leaves(state.params))),
       'train': {'batch_size': batch_size, **t, 'compile_s': compile_s,
