@@ -71,17 +71,11 @@ class VPSDE:
 
 
 @dataclasses.dataclass(frozen=True)
-class SubVPSDE:
-  """Sub-VP SDE (variance bounded by the VP one). Prior N(0, I)."""
-  beta_min: float = 0.1
-  beta_max: float = 20.0
+class SubVPSDE(VPSDE):
+  """Sub-VP SDE (variance bounded by the VP one): the VP drift, a discounted diffusion.
 
-  @property
-  def T(self) -> float:  # pylint: disable=invalid-name
-    return 1.0
-
-  def _log_mean_coeff(self, t):
-    return -0.25 * t ** 2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+  Shares beta(t), the mean coefficient and the N(0, I) prior with VPSDE.
+  """
 
   def drift_and_diffusion(self, z, t) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Args: z (B, D), t (B,). Returns: f (B, D), g (B,) = sqrt(beta (1 - mean_coeff^4))."""
@@ -93,14 +87,6 @@ class SubVPSDE:
     """Args: t (B,). Returns: mean_coeff (B,), std (B,) = 1 - mean_coeff^2."""
     log_mean = self._log_mean_coeff(t)
     return jnp.exp(log_mean), -jnp.expm1(2.0 * log_mean)
-
-  def prior_sample(self, key, shape: Sequence[int]) -> jnp.ndarray:
-    """Returns: float32 `shape` from N(0, I)."""
-    return jax.random.normal(key, tuple(shape), jnp.float32)
-
-  def prior_logp(self, z) -> jnp.ndarray:
-    """Args: z (B, D). Returns: (B,) log N(z; 0, I)."""
-    return _gaussian_logp(z, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
