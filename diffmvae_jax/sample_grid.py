@@ -40,7 +40,7 @@ class GridWriter:
     return self._batch
 
   def _decode_text(self, name, tokens) -> str:
-    if name == 'caption' or self.model.modalities[self.model.names.index(name)].kind == 'caption':
+    if self.model.modalities[self.model.names.index(name)].kind == 'caption':
       if self._vocab is None:
         self._vocab = pipeline.load_vocabulary(self.config.data)
       return self._vocab.decode(np.asarray(tokens))
