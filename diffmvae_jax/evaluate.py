@@ -110,7 +110,7 @@ class Evaluator:
 
   def _num_test(self) -> int:
     n = self.config.eval.num_examples
-    total = len(pipeline.prepare_dataset(self.config.data).as_data_source(self.config.eval.split))
+    total = pipeline.num_records(self.config.data, self.config.eval.split)
     return total if n <= 0 else min(n, total)
 
   # -------------------------------------------------------------- generation

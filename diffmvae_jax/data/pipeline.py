@@ -1,6 +1,8 @@
 """Grain input pipelines over the TFDS array_record datasets (the trainer's data API).
 
-Batches are built at the level of example ids, then read and decoded batch by batch:
+The dataset itself is a module in DATASET_MODULES implementing data/dataset_api.Dataset
+(PolyMNIST, CUB, CelebAMask-HQ); this file only shuffles, batches, shards and prefetches.
+Batches are built at the level of record ids, then read and decoded batch by batch:
 
   train: range(N).shuffle(seed).repeat()         # infinite shuffled id stream, reshuffled
            .batch(global_batch_size, drop_remainder=True)   # per epoch (seed + epoch)
@@ -12,8 +14,9 @@ So the global batch at step k is the same for any process count: process p's bat
 [p*b, (p+1)*b) of it (b = global_batch_size // process_count); shards are disjoint and cover
 the global batch. Each process reads only its own rows.
 
-Batches (numpy): image modalities 'm0'.. float32 (b, 28, 28, 3) in [-1, 1]; 'caption' int32
-(b, L); 'label' int32 (b,); eval batches add 'valid' bool (b,).
+Batches (numpy), per modality kind (data/dataset_api.py): image float32 (b, H, W, 3) in
+[-1, 1]; mask float32 (b, H, W, 1); attributes float32 (b, K); caption int32 (b, L); label
+int32 (b,); eval batches add 'valid' bool (b,).
 
 Iterator state: grain's `DatasetIterator.get_state()`, a JSON-serialisable dict (with
 num_workers=0: {'next_index': <batches consumed>}; with workers, grain's per-worker state).
@@ -23,7 +26,7 @@ exactly.
 
 from __future__ import annotations
 
-import dataclasses
+import importlib
 import math
 import os
 
@@ -32,58 +35,49 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
-from diffmvae_jax.data import polymnist
 from diffmvae_jax.data import text as text_lib
+from diffmvae_jax.data.dataset_api import Dataset
+from diffmvae_jax.data.dataset_api import ModalitySpec  # pylint: disable=unused-import
 from diffmvae_jax.data.errors import DataError
 
-KNOWN_DATASETS = ("polymnist",)
+# data.dataset -> the module whose `DATASET` implements data/dataset_api.Dataset (imported
+# on first use, so a dataset's dependencies are only needed when it is used).
+DATASET_MODULES = {
+    "polymnist": "diffmvae_jax.data.polymnist",
+    "cub": "diffmvae_jax.data.cub",
+    "celebamask_hq": "diffmvae_jax.data.celebamask_hq",
+}
+KNOWN_DATASETS = tuple(DATASET_MODULES)
 SPLITS = ("train", "validation", "test")
-CONFIG_KEYS = ("dataset", "num_image_modalities", "build_seed", "max_examples_per_split",
-               "data_dir", "manual_dir", "num_workers")
+COMMON_CONFIG_KEYS = ("dataset", "data_dir", "manual_dir", "num_workers")
 _READ_THREADS = 2  # Threads reading/decoding batches in each process (machines may be small).
 _PREFETCH_BATCHES = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class ModalitySpec:
-  """What one modality of a batch looks like.
-
-  Attributes:
-    name: batch key ('m0', 'caption', 'label', ...).
-    kind: 'image' | 'caption' | 'label'.
-    shape: per-example shape (no batch dim), e.g. (28, 28, 3), (32,), ().
-    dtype: numpy dtype name of the batch array ('float32', 'int32').
-    num_classes: vocabulary size for 'caption', 10 for 'label', 0 for images.
-  """
-  name: str
-  kind: str
-  shape: tuple
-  dtype: str
-  num_classes: int = 0
 
 
 def _get(data_config, key: str):
   try:
     return data_config[key]
   except (KeyError, AttributeError) as e:
-    raise DataError(f"data config lacks the key {key!r}; data configs need {CONFIG_KEYS}") \
-        from e
+    raise DataError(f"data config lacks the key {key!r}; every data config needs "
+                    f"{COMMON_CONFIG_KEYS}") from e
 
 
-def _check_dataset(data_config) -> None:
+def get_dataset(data_config) -> Dataset:
+  """The dataset module object named by data_config.dataset.
+
+  Raises:
+    DataError: unknown dataset name.
+  """
   name = _get(data_config, "dataset")
-  if name not in KNOWN_DATASETS:
+  if name not in DATASET_MODULES:
     raise DataError(f"unknown dataset {name!r}; known datasets: {list(KNOWN_DATASETS)}")
+  return importlib.import_module(DATASET_MODULES[name]).DATASET
 
 
-def _builder(data_config) -> polymnist.PolyMnist:
-  _check_dataset(data_config)
-  return polymnist.make_builder(
-      num_modalities=int(_get(data_config, "num_image_modalities")),
-      seed=int(_get(data_config, "build_seed")),
-      max_examples_per_split=int(_get(data_config, "max_examples_per_split")),
-      data_dir=os.path.expanduser(str(_get(data_config, "data_dir") or "")),
-      manual_dir=os.path.expanduser(str(_get(data_config, "manual_dir") or "")))
+def _builder(data_config) -> tfds.core.DatasetBuilder:
+  for key in COMMON_CONFIG_KEYS:
+    _get(data_config, key)
+  return get_dataset(data_config).make_builder(data_config)
 
 
 def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
@@ -94,8 +88,8 @@ def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
   processes on a shared filesystem, build on one process first (the others would race).
 
   Args:
-    data_config: ConfigDict with dataset, num_image_modalities, build_seed,
-      max_examples_per_split, data_dir, manual_dir.
+    data_config: ConfigDict with dataset, data_dir, manual_dir, num_workers and the
+      dataset's own keys (its module's `config_defaults`, e.g. num_image_modalities).
 
   Returns:
     The prepared builder.
@@ -121,42 +115,43 @@ def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
   return builder
 
 
-def load_vocabulary(data_config) -> text_lib.Vocabulary:
-  """The caption vocabulary of the dataset (built from its training captions).
+def load_vocabulary(data_config) -> text_lib.Vocabulary | None:
+  """The caption vocabulary saved with the dataset (None if it has no captions).
 
   Raises:
     DataError: as prepare_dataset.
   """
-  return polymnist.read_vocabulary(prepare_dataset(data_config))
+  return get_dataset(data_config).vocabulary(prepare_dataset(data_config))
 
 
 def modality_specs(data_config) -> dict[str, ModalitySpec]:
-  """All modalities the dataset offers, in batch order: 'm0'.., 'caption', 'label'.
+  """All modalities the dataset offers, in batch order (e.g. 'm0'.., 'caption', 'label').
 
   Builds the dataset if needed (the caption vocabulary size comes from it).
 
   Returns:
     name -> ModalitySpec with per-example shapes and the dtypes of pipeline batches.
   """
-  builder = prepare_dataset(data_config)
-  cfg = builder.builder_config
-  vocab = polymnist.read_vocabulary(builder)
-  specs = {f"m{m}": ModalitySpec(f"m{m}", "image", polymnist.IMAGE_SHAPE, "float32")
-           for m in range(cfg.num_modalities)}
-  specs["caption"] = ModalitySpec("caption", "caption", (cfg.caption_max_len,), "int32",
-                                  vocab.size)
-  specs["label"] = ModalitySpec("label", "label", (), "int32", 10)
-  return specs
+  return get_dataset(data_config).modality_specs(prepare_dataset(data_config))
+
+
+def num_records(data_config, split: str) -> int:
+  """Number of records of `split` the iterators run over (builds the dataset if needed)."""
+  if split not in SPLITS:
+    raise DataError(f"unknown split {split!r}; splits: {list(SPLITS)}")
+  return get_dataset(data_config).num_records(prepare_dataset(data_config), split)
 
 
 def _data_source(data_config, split: str):
+  """(TFDS data source of `split`, number of records in the pipeline's id space)."""
   if split not in SPLITS:
     raise DataError(f"unknown split {split!r}; splits: {list(SPLITS)}")
   builder = prepare_dataset(data_config)
   source = builder.as_data_source(split=split)
-  if len(source) == 0:
+  n = get_dataset(data_config).num_records(builder, split) if len(source) else 0
+  if n == 0:
     raise DataError(f"split {split!r} of {builder.data_dir} is empty")
-  return source
+  return source, n
 
 
 def _per_process_batch(global_batch_size: int, process_index: int, process_count: int) -> int:
@@ -180,29 +175,20 @@ class _TakeRows:
 
 
 class _ReadBatch:
-  """Ids (b,) -> decoded batch dict; ids >= num_valid are padding (rows valid=False)."""
+  """Record ids (b,) -> decoded batch dict; ids >= num_valid are padding (valid=False)."""
 
-  def __init__(self, source, image_keys: tuple[str, ...], num_valid: int = 0):
+  def __init__(self, dataset: Dataset, source, split: str, num_valid: int = 0):
+    self.dataset = dataset
     self.source = source
-    self.image_keys = image_keys
+    self.split = split
     self.num_valid = num_valid  # 0: every id is real (training).
 
   def __call__(self, ids: np.ndarray) -> dict[str, np.ndarray]:
     read_ids = ids if not self.num_valid else np.minimum(ids, self.num_valid - 1)
-    examples = self.source.__getitems__([int(i) for i in read_ids])
-    batch = {}
-    for key in self.image_keys:
-      images = np.stack([ex[key] for ex in examples]).astype(np.float32)
-      batch[key] = images / np.float32(127.5) - np.float32(1.0)
-    batch["caption"] = np.stack([ex["caption"] for ex in examples]).astype(np.int32)
-    batch["label"] = np.asarray([ex["label"] for ex in examples], dtype=np.int32)
+    batch = self.dataset.read_batch(self.source, np.asarray(read_ids, np.int64), self.split)
     if self.num_valid:
       batch["valid"] = ids < self.num_valid
     return batch
-
-
-def _image_keys(data_config) -> tuple[str, ...]:
-  return tuple(f"m{m}" for m in range(int(_get(data_config, "num_image_modalities"))))
 
 
 def _to_iterator(ds: grain.MapDataset, data_config) -> grain.DatasetIterator:
@@ -241,13 +227,13 @@ def make_train_iterator(data_config, *, global_batch_size: int, seed: int,
     DataError: bad config or sharding, or the dataset cannot be built.
   """
   b = _per_process_batch(global_batch_size, process_index, process_count)
-  source = _data_source(data_config, "train")
-  ds = (grain.MapDataset.range(len(source))
+  source, n = _data_source(data_config, "train")
+  ds = (grain.MapDataset.range(n)
         .shuffle(seed=int(seed))
         .repeat(None)
         .batch(global_batch_size, drop_remainder=True)
         .map(_TakeRows(process_index * b, (process_index + 1) * b))
-        .map(_ReadBatch(source, _image_keys(data_config))))
+        .map(_ReadBatch(get_dataset(data_config), source, "train")))
   return _to_iterator(ds, data_config)
 
 
@@ -275,11 +261,11 @@ def make_eval_iterator(data_config, *, split: str, global_batch_size: int,
     DataError: bad split, config or sharding.
   """
   b = _per_process_batch(global_batch_size, process_index, process_count)
-  source = _data_source(data_config, split)
-  n = len(source) if num_examples <= 0 else min(int(num_examples), len(source))
+  source, total = _data_source(data_config, split)
+  n = total if num_examples <= 0 else min(int(num_examples), total)
   padded = math.ceil(n / global_batch_size) * global_batch_size
   ds = (grain.MapDataset.range(padded)
         .batch(global_batch_size, drop_remainder=True)
         .map(_TakeRows(process_index * b, (process_index + 1) * b))
-        .map(_ReadBatch(source, _image_keys(data_config), num_valid=n)))
+        .map(_ReadBatch(get_dataset(data_config), source, split, num_valid=n)))
   return _to_iterator(ds, data_config)

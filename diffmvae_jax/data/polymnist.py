@@ -371,3 +371,57 @@ def read_vocabulary(builder: tfds.core.DatasetBuilder) -> text_lib.Vocabulary:
     raise DataError(f"{path} is missing: build the dataset first (prepare_dataset) or "
                     "delete its directory so it is rebuilt.")
   return text_lib.Vocabulary.from_json(path.read_text())
+
+
+class _PolyMnistDataset:
+  """PolyMNIST as the input pipeline sees it (data/dataset_api.Dataset).
+
+  Data config keys: num_image_modalities, build_seed, max_examples_per_split (see
+  configs/default.py). One record per stored example in every split.
+  """
+
+  name = "polymnist"
+  config_defaults = {"num_image_modalities": 5, "build_seed": 0, "max_examples_per_split": 0}
+
+  def make_builder(self, data_config) -> PolyMnist:
+    get = lambda k: data_config.get(k, self.config_defaults.get(k))  # noqa: E731
+    return make_builder(
+        num_modalities=int(get("num_image_modalities")),
+        seed=int(get("build_seed")),
+        max_examples_per_split=int(get("max_examples_per_split")),
+        data_dir=os.path.expanduser(str(get("data_dir") or "")),
+        manual_dir=os.path.expanduser(str(get("manual_dir") or "")))
+
+  def modality_specs(self, builder) -> dict:
+    # Imported here: dataset_api imports nothing of ours but text, kept acyclic.
+    from diffmvae_jax.data.dataset_api import ModalitySpec  # pylint: disable=g-import-not-at-top
+    cfg = builder.builder_config
+    vocab = read_vocabulary(builder)
+    specs = {f"m{m}": ModalitySpec(f"m{m}", "image", IMAGE_SHAPE, "float32")
+             for m in range(cfg.num_modalities)}
+    specs["caption"] = ModalitySpec("caption", "caption", (cfg.caption_max_len,), "int32",
+                                    vocab.size)
+    specs["label"] = ModalitySpec("label", "label", (), "int32", 10)
+    return specs
+
+  def num_records(self, builder, split: str) -> int:
+    return int(builder.info.splits[split].num_examples)
+
+  def read_batch(self, source, ids: np.ndarray, split: str) -> dict:
+    del split  # Every split reads the same way.
+    examples = source.__getitems__([int(i) for i in ids])
+    image_keys = sorted((k for k in examples[0] if k[0] == "m" and k[1:].isdigit()),
+                        key=lambda k: int(k[1:]))
+    batch = {}
+    for key in image_keys:
+      images = np.stack([ex[key] for ex in examples]).astype(np.float32)
+      batch[key] = images / np.float32(127.5) - np.float32(1.0)
+    batch["caption"] = np.stack([ex["caption"] for ex in examples]).astype(np.int32)
+    batch["label"] = np.asarray([ex["label"] for ex in examples], dtype=np.int32)
+    return batch
+
+  def vocabulary(self, builder) -> text_lib.Vocabulary:
+    return read_vocabulary(builder)
+
+
+DATASET = _PolyMnistDataset()
