@@ -44,12 +44,17 @@ def flatten(node, prefix: str = '') -> dict:
 
 
 def incompatibilities(saved: dict, current: dict) -> list:
-  """Lists 'key: saved -> current' for every compatibility-relevant difference."""
+  """Lists 'key: saved -> current' for every compatibility-relevant difference.
+
+  Keys present on one side only are not differences: configs gain keys as the code grows
+  (e.g. decoders for a new modality kind), and a checkpoint written before a key existed
+  must stay usable. A parameter tree that really differs still fails at restore.
+  """
   diffs = []
   for key in COMPATIBILITY_KEYS:
     a = flatten(lookup(saved, key), key)
     b = flatten(lookup(current, key), key)
-    for k in sorted(set(a) | set(b)):
+    for k in sorted(set(a) & set(b)):
       va, vb = a.get(k), b.get(k)
       if isinstance(va, (list, tuple)) or isinstance(vb, (list, tuple)):
         va = list(va) if va is not None else None

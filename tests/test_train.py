@@ -235,3 +235,13 @@ def test_sharded_step_equals_single_device(tiny_data_dir):
   result = subprocess.run([sys.executable, '-c', SHARDED_SCRIPT, tiny_data_dir], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
   assert 'SHARDED_OK' in result.stdout, result.stderr[-4000:]
+
+
+def test_config_keys_added_since_a_checkpoint_are_not_incompatibilities():
+  saved = {'model': {'latent_dim': 8, 'decoders': {'image': 'diffusion'}}}
+  current = {'model': {'latent_dim': 8, 'decoders': {'image': 'diffusion', 'mask': 'bernoulli'},
+                       'attributes_hidden': 128}}
+  assert checkpoint_lib.incompatibilities(saved, current) == []
+  current['model']['decoders']['image'] = 'laplace'
+  assert checkpoint_lib.incompatibilities(saved, current) == [
+      "model.decoders.image: 'diffusion' -> 'laplace'"]
