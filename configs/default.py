@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   config.data = data = ml_collections.ConfigDict()
-  data.dataset = 'polymnist'        # Only 'polymnist' for now (CUB, CelebAMask-HQ later).
+  data.dataset = 'polymnist'        # polymnist | cub | celebamask_hq (see configs/cub.py, ...).
   data.num_image_modalities = 5     # PolyMNIST builder config: images m0..m{M-1}.
   data.build_seed = 0               # Seed of the offline PolyMNIST build (crops, pairing).
   data.max_examples_per_split = 0   # 0 = the whole split; >0 builds a small variant.
@@ -37,17 +37,24 @@ def get_config() -> ml_collections.ConfigDict:
   model.latent_dim = 64
   model.use_prior_expert = False    # Add N(0, I) as an expert to every product.
   # Decoder per modality kind, and per-modality overrides ("m0=laplace,m1=diffusion").
-  # image: diffusion | laplace | gaussian | bernoulli; caption: categorical;
-  # label: categorical.
+  # image: diffusion | laplace | gaussian | bernoulli; mask: bernoulli (per pixel);
+  # attributes: bernoulli (per attribute); caption: categorical; label: categorical.
   model.decoders = ml_collections.ConfigDict(
-      {'image': 'diffusion', 'caption': 'categorical', 'label': 'categorical'})
+      {'image': 'diffusion', 'mask': 'bernoulli', 'attributes': 'bernoulli',
+       'caption': 'categorical', 'label': 'categorical'})
   model.decoder_overrides = ''
   model.image_likelihood_scale = 0.75  # Laplace/Gaussian scale on images in [0, 1].
 
+  # Image CNN encoder, also the mask encoder (on one channel). One 3x3 stride-2 conv per
+  # channel entry, each s -> ceil(s / 2): 3 convs take 28->14->7->4, 4 take 64->4 (CUB),
+  # 5 take 128->4 (CelebAMask-HQ), e.g. (32, 64, 128, 256, 256).
   model.image_encoder = ml_collections.ConfigDict()
   model.image_encoder.channels = (32, 64, 128)  # 3x3 stride-2 convs: 28->14->7->4.
   model.image_encoder.hidden = 512
 
+  # Feed-forward image decoder, also the mask decoder (one channel of logits). One
+  # transposed conv per channel entry; sizes are the target's ceil-halvings, so the output
+  # is exactly the modality's shape: 4->7->14->28, 4->8->..->64, 4->8->..->128.
   model.image_ff_decoder = ml_collections.ConfigDict()
   model.image_ff_decoder.channels = (128, 64, 32)  # Transposed convs: 4->7->14->28.
   model.image_ff_decoder.hidden = 512   # 0 = project z straight to the first feature map.
@@ -58,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.text.hidden = 256
 
   model.label_hidden = 128
+  model.attributes_hidden = 128     # Attribute encoder / decoder MLP width (two layers).
 
   # The diffusion decoder (DDPM, epsilon prediction, U-Net conditioned on z).
   model.diffusion = diff = ml_collections.ConfigDict()
@@ -81,7 +89,8 @@ def get_config() -> ml_collections.ConfigDict:
   loss.beta = 1.0
   loss.kl_estimator = 'subset_average'  # subset_average | mixture_mc
   # lambda_m per modality kind; per-modality overrides "m0=2.0".
-  loss.weights = ml_collections.ConfigDict({'image': 1.0, 'caption': 1.0, 'label': 1.0})
+  loss.weights = ml_collections.ConfigDict(
+      {'image': 1.0, 'mask': 1.0, 'attributes': 1.0, 'caption': 1.0, 'label': 1.0})
   loss.weight_overrides = ''
 
   # ---------------------------------------------------------------- training
@@ -115,7 +124,11 @@ def get_config() -> ml_collections.ConfigDict:
   ev.split = 'test'
   ev.num_examples = 1000            # Test examples for conditional metrics (0 = whole split).
   ev.batch_size = 100               # Global; divisible by the device count.
-  ev.metrics = 'coherence,fid'      # Any of: coherence, fid.
+  # Any of: coherence (image/caption/label), fid (images), f1 (masks, attributes),
+  # caption_nll (captions); eval_plan.py says which modality each applies to.
+  ev.metrics = 'coherence,fid'
+  ev.fid_conditional = True         # Also FID of images generated from every subset lacking them.
+  ev.latent_gap = True              # Fréchet / MMD² between prior samples and test posteriors.
   ev.classifier_dir = ''            # From --mode=train_classifiers ('' = <workdir>/classifiers).
   ev.classifier_steps = 1500        # Steps per classifier (--mode=train_classifiers; >98% test).
   ev.unconditional_num = 1000       # Joint samples for unconditional coherence and FID.
@@ -148,7 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
   prior.sampler = 'pc'              # euler_maruyama | pc | ode_euler | ode_heun.
   prior.sampler_steps = 500         # Reverse-time steps of the sampler.
   prior.snr = 0.16                  # Langevin corrector signal-to-noise ratio (pc only).
-  # Reserved: train the prior jointly with the VAE on stopped-gradient latents.
-  # Not implemented yet (train_prior refuses True).
+  # True: --mode=train also trains the prior, one step per VAE step, on stopped-gradient
+  # latents with running standardisation (diffmvae_jax/joint_prior.py; prior.num_steps unused).
   prior.joint = False
   return config

@@ -1,4 +1,8 @@
-"""Coherence of generated modalities (DESIGN §4), from classifier predictions alone.
+"""Coherence of generated modalities (DESIGN §4), and the MoPoE table's averaging.
+
+`subset_averages` is the averaging every conditional metric of evaluate.py shares
+(coherence, F1, conditional FID, caption NLL); `conditional_coherence` and
+`unconditional_coherence` work on classifier predictions alone.
 
 Independent of the VAE: the caller generates, classifies with the project's classifiers
 (metrics/classifiers.py) and passes predicted class ids here. Report the classifiers' test
@@ -12,6 +16,9 @@ How averages are taken (the MoPoE paper's table format):
                     'mean' = unweighted mean of acc(S, m) over the generated m
   by_num_given[k] = unweighted mean of per_subset[S]['mean'] over the given subsets S with
                     |S| = k
+
+  by_num_given_per_modality[k][m] = mean of acc(S, m) over the subsets S with |S| = k
+                    that leave m missing
 
 So each subset counts once in by_num_given[k] however many modalities it leaves missing
 (with 5 modalities and k = 1: 5 subsets, each the mean over its 4 missing modalities).
@@ -29,6 +36,47 @@ def subset_key(subset) -> str:
   return ','.join(subset)
 
 
+def subset_averages(values: dict) -> dict:
+  """The MoPoE table of any per-(subset, generated modality) figure.
+
+  Args:
+    values: values[given_subset][generated_modality] = float, for the subsets (tuples of
+      modality names) that have something to report; a subset's modalities must not
+      include its given ones.
+
+  Returns:
+    {'per_subset': {'m0,m1': {'m2': v, ..., 'mean': v}, ...},
+     'by_num_given': {k: mean over subsets of size k of their 'mean'},
+     'by_num_given_per_modality': {k: {m: mean over subsets of size k that generate m}}},
+    every value a Python float, sizes k ascending.
+
+  Raises:
+    ValueError: no subset, a subset with no values, or one generating its own givens.
+  """
+  if not values:
+    raise ValueError('subset_averages needs at least one subset')
+  per_subset, by_size, by_size_mod = {}, {}, {}
+  for subset, generated in values.items():
+    subset = tuple(subset)
+    if not generated:
+      raise ValueError(f'no generated modalities for the given subset {subset}')
+    overlap = set(subset) & set(generated)
+    if overlap:
+      raise ValueError(f'subset {subset} lists its given modalities {sorted(overlap)} as '
+                       'generated')
+    row = {name: float(v) for name, v in generated.items()}
+    row['mean'] = float(np.mean([row[n] for n in generated]))
+    per_subset[subset_key(subset)] = row
+    by_size.setdefault(len(subset), []).append(row['mean'])
+    for name in generated:
+      by_size_mod.setdefault(len(subset), {}).setdefault(name, []).append(row[name])
+  return {'per_subset': per_subset,
+          'by_num_given': {k: float(np.mean(v)) for k, v in sorted(by_size.items())},
+          'by_num_given_per_modality': {
+              k: {m: float(np.mean(v)) for m, v in mods.items()}
+              for k, mods in sorted(by_size_mod.items())}}
+
+
 def conditional_coherence(predicted: dict, labels: np.ndarray) -> dict:
   """Conditional coherence per given subset and by number of given modalities.
 
@@ -41,8 +89,9 @@ def conditional_coherence(predicted: dict, labels: np.ndarray) -> dict:
 
   Returns:
     {'per_subset': {'m0,m1': {'m2': acc, ..., 'mean': acc}, ...},
-     'by_num_given': {1: acc, 2: acc, ...}} with the averages of the module docstring;
-    every value a Python float.
+     'by_num_given': {1: acc, 2: acc, ...}, 'by_num_given_per_modality': {1: {'m2': acc,
+    ...}, ...}} with the averages of the module docstring (subset_averages); every value
+    a Python float.
 
   Raises:
     ValueError: empty input, shape mismatch, or a subset generating one of its own givens.
@@ -51,27 +100,16 @@ def conditional_coherence(predicted: dict, labels: np.ndarray) -> dict:
   if not predicted or labels.size == 0:
     raise ValueError('conditional_coherence needs predictions for at least one subset and '
                      'at least one label')
-  per_subset, by_size = {}, {}
+  accuracies = {}
   for subset, generated in predicted.items():
-    subset = tuple(subset)
-    if not generated:
-      raise ValueError(f'no generated modalities for the given subset {subset}')
-    overlap = set(subset) & set(generated)
-    if overlap:
-      raise ValueError(f'subset {subset} lists its given modalities {sorted(overlap)} as '
-                       'generated')
-    accs = {}
+    accs = accuracies[tuple(subset)] = {}
     for name, pred in generated.items():
       pred = np.asarray(pred).reshape(-1)
       if pred.shape != labels.shape:
-        raise ValueError(f'predicted[{subset}][{name!r}] has shape {pred.shape}, labels '
-                         f'{labels.shape}')
+        raise ValueError(f'predicted[{tuple(subset)}][{name!r}] has shape {pred.shape}, '
+                         f'labels {labels.shape}')
       accs[name] = float(np.mean(pred == labels))
-    accs['mean'] = float(np.mean([accs[n] for n in generated]))
-    per_subset[subset_key(subset)] = accs
-    by_size.setdefault(len(subset), []).append(accs['mean'])
-  return {'per_subset': per_subset,
-          'by_num_given': {k: float(np.mean(v)) for k, v in sorted(by_size.items())}}
+  return subset_averages(accuracies)
 
 
 def unconditional_coherence(predicted: dict) -> float:

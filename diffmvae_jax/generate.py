@@ -4,7 +4,16 @@ Conditional generation for a set S of given modalities draws
 z ~ q_S(z | X_S), the product of the given experts (DESIGN.md §2.6), then decodes
 every modality from z: diffusion decoders run a DDIM or ancestral DDPM sampler
 (lax loops, jit-compiled, deterministic for a key), feed-forward decoders return
-their mean (images), or argmax (captions, labels).
+their mean (images), their Bernoulli probabilities (masks, attributes), or argmax
+(captions, labels).
+
+What `decode` returns per modality kind (B = number of z):
+  image       float32 (B, H, W, C) in [-1, 1] (a diffusion sample, or the mean image)
+  mask        float32 (B, H, W, 1) in [0, 1]: per-pixel probabilities sigmoid(logits),
+              not a binary sample; metrics.f1 and visualise threshold them at 0.5
+  attributes  float32 (B, K) in [0, 1]: per-attribute probabilities sigmoid(logits)
+  caption     int32 (B, L) per-position argmax token ids
+  label       int32 (B,) argmax class
 """
 
 from typing import Callable, Sequence
@@ -33,9 +42,11 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
                    ) -> Callable:
   """Returns decode(params, z, key) -> {name: sample} for `names` (default: all).
 
-  Images come back in [-1, 1] (B, H, W, C); captions int32 (B, L); labels (B,).
-  Modality i always uses fold_in(key, i), so a sample does not depend on which
-  other modalities are decoded with it.
+  Images come back in [-1, 1] (B, H, W, C); masks float32 (B, H, W, 1) and attributes
+  float32 (B, K) as probabilities in [0, 1] (sigmoid of the logits; threshold at 0.5 for
+  binary values); captions int32 (B, L); labels int32 (B,). Modality i always uses
+  fold_in(key, i), so a sample does not depend on which other modalities are decoded
+  with it.
   """
   names = tuple(model.names if names is None else names)
   schedule = (make_diffusion_schedule(model.model_config)
@@ -63,6 +74,8 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
       raw = model.apply(params, m.name, z, method=DiffMVAE.decode_feedforward)
       if m.kind == 'image':
         out[m.name] = decoders_lib.image_mean(m.decoder, raw)
+      elif m.kind in ('mask', 'attributes'):
+        out[m.name] = jax.nn.sigmoid(raw)
       else:
         out[m.name] = jnp.argmax(raw, axis=-1).astype(jnp.int32)
     return out

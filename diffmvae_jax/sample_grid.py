@@ -2,10 +2,14 @@
 
 A fixed batch of ``sample.num`` validation examples is encoded through the given
 modalities (``sample.given``); every modality is then generated. The PNG shows,
-per row, the given images, then every generated image modality; captions and
-labels go to a text file beside it. Grids also go to TensorBoard.
+per row, the given images and masks, then every generated image and mask modality
+(masks as grey images of their probabilities); captions, labels and attributes go to
+a text file beside it (attributes as the names of those on, value >= 0.5, or their
+indices when the dataset module exports no ATTRIBUTE_NAMES). Grids also go to
+TensorBoard.
 """
 
+import importlib
 import os
 
 import jax
@@ -29,6 +33,7 @@ class GridWriter:
         model, config.sample, self.given))
     self._batch = None
     self._vocab = None
+    self._attribute_names = {}
 
   def _examples(self) -> dict:
     if self._batch is None:
@@ -39,12 +44,18 @@ class GridWriter:
       self._batch = {k: np.asarray(v) for k, v in batch.items()}
     return self._batch
 
-  def _decode_text(self, name, tokens) -> str:
-    if self.model.modalities[self.model.names.index(name)].kind == 'caption':
+  def _decode_text(self, name, values) -> str:
+    """One example of a text-written modality (caption, label, attributes) as text."""
+    modality = self.model.modalities[self.model.names.index(name)]
+    if modality.kind == 'caption':
       if self._vocab is None:
         self._vocab = pipeline.load_vocabulary(self.config.data)
-      return self._vocab.decode(np.asarray(tokens))
-    return str(int(tokens))
+      return self._vocab.decode(np.asarray(values))
+    if modality.kind == 'attributes':
+      if name not in self._attribute_names:
+        self._attribute_names[name] = attribute_names(self.config.data, modality.shape[0])
+      return visualise.attributes_text(values, self._attribute_names[name])
+    return str(int(values))
 
   def write(self, params, step: int) -> str | None:
     """Generates and writes one grid; returns the PNG path (None off the lead host)."""
@@ -54,9 +65,10 @@ class GridWriter:
     samples = jax.device_get(self._generate({'params': params}, inputs, key))
     if jax.process_index() != 0:
       return None
-    images = [m for m in self.model.modalities if m.kind == 'image']
-    columns = [visualise.to_uint8(batch[m.name]) for m in images if m.name in self.given]
-    columns += [visualise.to_uint8(samples[m.name]) for m in images]
+    drawn = [m for m in self.model.modalities if m.kind in visualise.GRID_KINDS]
+    columns = [visualise.modality_to_uint8(m.kind, batch[m.name])
+               for m in drawn if m.name in self.given]
+    columns += [visualise.modality_to_uint8(m.kind, samples[m.name]) for m in drawn]
     stem = os.path.join(self.directory, f'step_{step:07d}_given-{"-".join(self.given)}')
     path = None
     if columns:
@@ -64,7 +76,7 @@ class GridWriter:
       path = visualise.save_png(image, stem + '.png')
       if self.writer is not None:
         self.writer.write_images(step, {f'samples/given_{"-".join(self.given)}': image[None]})
-    others = [m for m in self.model.modalities if m.kind != 'image']
+    others = [m for m in self.model.modalities if m.kind not in visualise.GRID_KINDS]
     if others:
       lines = []
       for i in range(len(next(iter(samples.values())))):
@@ -77,3 +89,23 @@ class GridWriter:
     if self.writer is not None:
       self.writer.flush()
     return path
+
+
+def attribute_names(data_config, num_attributes: int) -> tuple | None:
+  """The dataset's attribute names (its module's ATTRIBUTE_NAMES), if it has K of them.
+
+  Args:
+    data_config: the data section (data.dataset picks the dataset module).
+    num_attributes: K, the attribute modality's size.
+
+  Returns:
+    K names, or None (the dataset exports no ATTRIBUTE_NAMES of length K; indices are
+    written instead).
+  """
+  dataset = pipeline.get_dataset(data_config)
+  names = getattr(dataset, 'attribute_names', None)
+  if names is None:
+    names = getattr(importlib.import_module(type(dataset).__module__), 'ATTRIBUTE_NAMES', None)
+  if names is None or len(names) != num_attributes:
+    return None
+  return tuple(str(n) for n in names)

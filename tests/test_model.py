@@ -1,4 +1,4 @@
-"""The composed model: modality resolution, ELBO terms, masks, generation."""
+"""The composed model: modality resolution, ELBO terms, masks, generation, image sizes."""
 
 import dataclasses
 
@@ -7,11 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import polymnist_mopoe
 from configs import test_tiny
 from diffmvae_jax import generate
 from diffmvae_jax.errors import ConfigError
+from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models import diffmvae
+from diffmvae_jax.models import encoders as encoders_lib
 from diffmvae_jax.models import modalities as modalities_lib
+from diffmvae_jax.models import unet as unet_lib
 
 
 @dataclasses.dataclass
@@ -26,6 +30,8 @@ class Spec:
 SPECS = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(3)}
 SPECS['caption'] = Spec('caption', 'caption', (32,), 'int32', 20)
 SPECS['label'] = Spec('label', 'label', (), 'int32', 10)
+SPECS['mask'] = Spec('mask', 'mask', (28, 28, 1))
+SPECS['attributes'] = Spec('attributes', 'attributes', (15,), 'float32', 15)
 
 
 def _config(**data):
@@ -41,6 +47,8 @@ def _batch(modalities, batch_size=4, seed=0):
   for m in modalities:
     if m.kind == 'image':
       batch[m.name] = rng.uniform(-1, 1, (batch_size,) + m.shape).astype(np.float32)
+    elif m.kind in ('mask', 'attributes'):
+      batch[m.name] = (rng.uniform(size=(batch_size,) + m.shape) < 0.3).astype(np.float32)
     else:
       batch[m.name] = rng.integers(3 if m.kind == 'caption' else 0, m.num_classes,
                                    (batch_size,) + m.shape).astype(np.int32)
@@ -179,3 +187,128 @@ def test_parse_given_unknown():
   assert generate.parse_given('', model) == ('m0',)
   with pytest.raises(ConfigError, match='unknown modalities'):
     generate.parse_given('m0,caption', model)
+
+
+# ----------------------------------------------------------------- masks and attributes
+
+
+def test_resolve_mask_and_attributes():
+  config = _config(modalities='m0,mask,attributes')
+  config.loss.weight_overrides = 'mask=0.5'
+  mods = {m.name: m for m in modalities_lib.resolve_modalities(config, SPECS)}
+  assert mods['mask'].decoder == 'bernoulli' and mods['mask'].weight == 0.5
+  assert mods['attributes'].decoder == 'bernoulli' and mods['attributes'].num_classes == 15
+  del config.model.decoders['mask']   # A config from before masks existed: kind default.
+  assert modalities_lib.resolve_modalities(config, SPECS)[1].decoder == 'bernoulli'
+  config.model.decoder_overrides = 'mask=laplace'
+  with pytest.raises(ConfigError, match='Unknown decoder'):
+    modalities_lib.resolve_modalities(config, SPECS)
+
+
+def test_bernoulli_nll_matches_formula():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(3, 4, 5, 1)).astype(np.float32) * 3
+  x = (rng.uniform(size=logits.shape) < 0.5).astype(np.float32)
+  p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  expected = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
+  np.testing.assert_allclose(decoders_lib.bernoulli_nll(jnp.asarray(logits), x), expected,
+                             rtol=1e-5)
+
+
+def test_mask_and_attribute_terms_and_generation():
+  config = _config(modalities='m0,mask,attributes')
+  config.loss.weight_overrides = 'attributes=2.0'
+  model, params, mods = _model(config)
+  assert set(params['params']['encoders_mask']) == {'conv0', 'conv1', 'conv2', 'hidden', 'heads'}
+  batch = _batch(mods)
+  terms = jax.jit(model.apply)(params, batch, jax.random.PRNGKey(2))
+  assert terms['nll/mask'] > 0 and terms['nll/attributes'] > 0
+  expected = terms['nll/m0'] + terms['nll/mask'] + 2.0 * terms['nll/attributes'] + terms['kl']
+  np.testing.assert_allclose(terms['loss'], expected, rtol=1e-5)
+  # The mask decoder gives one channel of logits of the mask's shape.
+  mu, _ = model.apply(params, batch, ('mask',), method=diffmvae.DiffMVAE.encode)
+  logits = model.apply(params, 'mask', mu[:, 0], method=diffmvae.DiffMVAE.decode_feedforward)
+  assert logits.shape == (4, 28, 28, 1)
+  fn = jax.jit(generate.make_conditional_generate_fn(model, config.sample, ('m0',)))
+  out = fn(params, {'m0': batch['m0']}, jax.random.PRNGKey(5))
+  assert out['mask'].shape == (4, 28, 28, 1) and out['attributes'].shape == (4, 15)
+  for name in ('mask', 'attributes'):
+    assert out[name].dtype == jnp.float32
+    assert float(jnp.min(out[name])) >= 0.0 and float(jnp.max(out[name])) <= 1.0
+  # Given the mask and the attributes only.
+  fn2 = jax.jit(generate.make_conditional_generate_fn(model, config.sample,
+                                                       ('mask', 'attributes')))
+  out2 = fn2(params, {k: batch[k] for k in ('mask', 'attributes')}, jax.random.PRNGKey(5))
+  assert out2['m0'].shape == (4, 28, 28, 3)
+
+
+# ----------------------------------------------------------------- image sizes
+
+
+def test_mopoe_polymnist_parameter_count_is_unchanged():
+  """configs/polymnist_mopoe.py: 5 x (encoder + feed-forward decoder) = 14,056,975."""
+  config = polymnist_mopoe.get_config()
+  specs = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(5)}
+  mods = modalities_lib.resolve_modalities(config, specs)
+  model = diffmvae.model_from_config(config, mods)
+  shapes = jax.eval_shape(lambda k: model.init(k, diffmvae.dummy_batch(mods), k,
+                                               method=diffmvae.DiffMVAE.init_all),
+                          jax.random.PRNGKey(0))
+  assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes)) == 14_056_975
+  dec = shapes['params']['ff_decoders_m0']
+  assert dec['project']['kernel'].shape == (512, 4 * 4 * 128)
+  assert [dec[f'deconv{i}']['kernel'].shape[-1] for i in range(3)] == [64, 32, 3]
+
+
+@pytest.mark.parametrize('shape,enc_channels,dec_channels,first', [
+    ((28, 28, 3), (32, 64, 128), (128, 64, 32), 4),          # 28->14->7->4, 4->7->14->28
+    ((28, 28, 1), (8, 16, 16), (16, 16, 8), 4),              # PolyMNIST mask
+    ((64, 64, 3), (32, 64, 128, 256), (256, 128, 64, 32), 4),       # CUB
+    ((128, 128, 1), (8, 8, 16, 16, 32), (32, 16, 16, 8, 8), 4),     # CelebAMask-HQ mask
+    ((128, 128, 3), (32, 64, 128, 256, 256), (256, 256, 128, 64, 32), 4),
+    ((48, 40, 3), (8, 16, 16), (16, 16, 8), 6),              # Non-square: 6x5 first map.
+])
+def test_image_encoder_and_decoder_shapes(shape, enc_channels, dec_channels, first):
+  x = jnp.zeros((2,) + shape, jnp.float32)
+  encoder = encoders_lib.ImageEncoder(16, enc_channels, 32, binary_input=shape[-1] == 1)
+  (mu, logvar), _ = jax.eval_shape(
+      lambda: encoder.init_with_output(jax.random.PRNGKey(0), x))
+  assert mu.shape == logvar.shape == (2, 16)
+  decoder = decoders_lib.ImageDecoder(shape, dec_channels, 32)
+  out, variables = jax.eval_shape(
+      lambda: decoder.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, 16))))
+  assert out.shape == (2,) + shape and out.dtype == jnp.float32
+  width_first = decoders_lib.upsampling_sizes(shape[1], len(dec_channels))[0]
+  assert variables['params']['project']['kernel'].shape[-1] == (
+      first * width_first * dec_channels[0])
+
+
+def test_upsampling_sizes():
+  assert decoders_lib.upsampling_sizes(28, 3) == [4, 7, 14, 28]
+  assert decoders_lib.upsampling_sizes(64, 4) == [4, 8, 16, 32, 64]
+  assert decoders_lib.upsampling_sizes(128, 5) == [4, 8, 16, 32, 64, 128]
+
+
+def test_image_decoder_runs_at_64x64():
+  """A real forward pass (not only shapes) at 64x64, and the mask encoder on it."""
+  decoder = decoders_lib.ImageDecoder((64, 64, 1), (8, 8, 8, 4), 0)
+  z = jax.random.normal(jax.random.PRNGKey(1), (2, 6))
+  params = jax.jit(decoder.init)(jax.random.PRNGKey(0), z)
+  logits = jax.jit(decoder.apply)(params, z)
+  assert logits.shape == (2, 64, 64, 1) and bool(jnp.all(jnp.isfinite(logits)))
+  encoder = encoders_lib.ImageEncoder(6, (4, 8, 8, 8), 16, binary_input=True)
+  masks = (jax.nn.sigmoid(logits) > 0.5).astype(jnp.float32)
+  enc_params = jax.jit(encoder.init)(jax.random.PRNGKey(0), masks)
+  mu, _ = jax.jit(encoder.apply)(enc_params, masks)
+  assert mu.shape == (2, 6) and bool(jnp.all(jnp.isfinite(mu)))
+
+
+@pytest.mark.parametrize('size,mults,attention', [
+    (64, (1, 2, 2, 2), (16, 8)), (128, (1, 1, 2, 2, 4), (16,))])
+def test_unet_shapes_at_64_and_128(size, mults, attention):
+  model = unet_lib.UNet(out_channels=3, base_channels=8, channel_mults=mults, num_res_blocks=1,
+                        attention_resolutions=attention, num_groups=4, num_heads=2)
+  x = jnp.zeros((1, size, size, 3))
+  out = jax.eval_shape(lambda: model.init_with_output(
+      jax.random.PRNGKey(0), x, jnp.zeros((1,), jnp.int32), jnp.zeros((1, 6)))[0])
+  assert out.shape == (1, size, size, 3)

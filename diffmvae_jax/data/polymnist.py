@@ -22,6 +22,32 @@ encoding of tensors) and the input pipeline fast; the price is size, 2,352 bytes
   caption      int32 (caption_max_len,) token ids of `caption_text` (<eos>, <pad> = 0)
   caption_text text, a SYNTHETIC caption from templates ("a handwritten seven", ...)
   mnist_index  int32 (M,) index in the MNIST split of each modality's digit (row of pairing)
+  mask         uint8 (28, 28, 1) in {0, 1}: modality 0's binarised stroke mask (digit > 128),
+               exactly the pixels whose colours m0 inverts
+  attributes   uint8 (15,) in {0, 1}: attributes of modality 0's digit (below)
+
+Mask and attributes mirror CelebAMask-HQ's mask and attribute modalities (DESIGN.md §3.1);
+the model picks them with data.modalities, e.g. 'm0,m1,m2,mask,attributes'. Attributes
+(index: name, ATTRIBUTE_NAMES), all of the MNIST digit shown in m0:
+  0-9  digit_0 .. digit_9  one-hot class
+  10   even                class in {0, 2, 4, 6, 8}
+  11   ge_5                class >= 5
+  12   closed_loop         class in {0, 6, 8, 9} (CLOSED_LOOP_DIGITS), by class, not
+                           measured. 4 is left out: most MNIST fours are written open at
+                           the top, and a class-level attribute must hold for typical
+                           examples; 2 (sometimes looped) is left out for the same reason.
+  13   thick               ink pixel count (mask pixels) > the median ink count of the
+                           digit's class over the full MNIST train split (`ink_medians`).
+                           Per class, because the ink count mostly measures the class (only
+                           3% of ones exceed the global median, 86% of zeros do); within a
+                           class, more ink at the same shape means thicker strokes. About
+                           half of every class (a little under: ties) is thick.
+  14   slant_right         the stroke mask's top leans right: shear -mu11 / mu02 > 0, with
+                           mu11 the row-column central moment and mu02 the row variance
+                           of the mask pixels (rows grow downwards). 65% of the train
+                           split, 51-84% per class.
+Every attribute is a deterministic function of the digit and the full train split, so
+example i's attributes do not depend on max_examples_per_split.
 
 The caption vocabulary is built from the training captions (min count 3) and saved as
 `vocabulary.json` in the builder's data dir (inside the atomic build), read back with
@@ -63,7 +89,12 @@ CAPTION_TEMPLATES = (
 VOCABULARY_FILE = "vocabulary.json"
 VOCAB_MIN_COUNT = 3
 IMAGE_SHAPE = (28, 28, 3)
+MASK_SHAPE = (28, 28, 1)
 BINARISE_THRESHOLD = 128
+ATTRIBUTE_NAMES = tuple(f"digit_{d}" for d in range(10)) + (
+    "even", "ge_5", "closed_loop", "thick", "slant_right")
+NUM_ATTRIBUTES = len(ATTRIBUTE_NAMES)
+CLOSED_LOOP_DIGITS = (0, 6, 8, 9)
 
 # Purposes mixed into the seed so each kind of draw has its own stream.
 _PAIRING, _CROP, _CAPTION = 0, 1, 2
@@ -172,8 +203,94 @@ def compose(digit: np.ndarray, background: np.ndarray, offset) -> np.ndarray:
   """
   r, c = int(offset[0]), int(offset[1])
   crop = background[r:r + 28, c:c + 28]
-  mask = (digit > BINARISE_THRESHOLD)[..., None]
+  mask = stroke_mask(digit).astype(bool)
   return np.where(mask, 255 - crop, crop).astype(np.uint8)
+
+
+def stroke_mask(digit: np.ndarray) -> np.ndarray:
+  """The binarised stroke mask of a digit, the pixels `compose` inverts.
+
+  Args:
+    digit: uint8 (..., 28, 28) MNIST digit(s).
+
+  Returns:
+    uint8 (..., 28, 28, 1) in {0, 1}: digit > BINARISE_THRESHOLD.
+  """
+  return (np.asarray(digit) > BINARISE_THRESHOLD)[..., None].astype(np.uint8)
+
+
+def ink_counts(digits: np.ndarray) -> np.ndarray:
+  """Stroke-mask pixel counts. Args: uint8 (N, 28, 28). Returns: int64 (N,)."""
+  masks = np.asarray(digits) > BINARISE_THRESHOLD
+  return masks.reshape(len(masks), -1).sum(axis=1, dtype=np.int64)
+
+
+def ink_medians(train_digits: np.ndarray, train_labels: np.ndarray) -> np.ndarray:
+  """Per-class median ink count of the train split, the `thick` attribute's thresholds.
+
+  Args:
+    train_digits: uint8 (N, 28, 28) the full MNIST train split.
+    train_labels: int (N,) its classes.
+
+  Returns:
+    float64 (10,); a class absent from the split gets the median over all digits.
+  """
+  counts = ink_counts(train_digits)
+  labels = np.asarray(train_labels)
+  overall = float(np.median(counts)) if counts.size else 0.0
+  return np.array([float(np.median(counts[labels == c])) if np.any(labels == c) else overall
+                   for c in range(10)], dtype=np.float64)
+
+
+def slants(digits: np.ndarray) -> np.ndarray:
+  """Horizontal shear of each stroke mask: columns per row, > 0 when the top leans right.
+
+  slant = -mu11 / mu02 from the mask's central moments, mu11 = mean((r - r_bar)(c - c_bar))
+  and mu02 = mean((r - r_bar)^2) over the mask pixels (row r grows downwards, column c
+  rightwards); the usual MNIST deskewing shear. 0 for an empty or one-row mask.
+
+  Args:
+    digits: uint8 (N, 28, 28).
+
+  Returns:
+    float64 (N,).
+  """
+  masks = (np.asarray(digits) > BINARISE_THRESHOLD).reshape(len(digits), -1)
+  rows, cols = np.divmod(np.arange(28 * 28), 28)
+  basis = np.stack([np.ones_like(rows), rows, cols, rows * cols, rows * rows], axis=1)
+  # Raw moments are integer sums below 2^24: exact in a float32 matmul, then exact int64
+  # arithmetic, so the sign of the shear (the attribute) has no rounding error.
+  m = np.rint(masks.astype(np.float32) @ basis.astype(np.float32)).astype(np.int64)
+  n, m_r, m_c, m_rc, m_rr = m.T
+  cov = n * m_rc - m_r * m_c      # n^2 mu11
+  var = n * m_rr - m_r * m_r      # n^2 mu02
+  return np.where(var > 0, -cov / np.maximum(var, 1), 0.0).astype(np.float64)
+
+
+def digit_attributes(digits: np.ndarray, labels: np.ndarray,
+                     thick_thresholds: np.ndarray) -> np.ndarray:
+  """The attribute vectors of digits (ATTRIBUTE_NAMES; see the module docstring).
+
+  Args:
+    digits: uint8 (N, 28, 28) MNIST digits.
+    labels: int (N,) their classes.
+    thick_thresholds: float (10,) per-class ink-count medians (`ink_medians` of the
+      full train split).
+
+  Returns:
+    uint8 (N, NUM_ATTRIBUTES) in {0, 1}.
+  """
+  labels = np.asarray(labels).astype(np.int64)
+  n = len(labels)
+  out = np.zeros((n, NUM_ATTRIBUTES), np.uint8)
+  out[np.arange(n), labels] = 1
+  index = {name: i for i, name in enumerate(ATTRIBUTE_NAMES)}
+  out[:, index["even"]] = labels % 2 == 0
+  out[:, index["ge_5"]] = labels >= 5
+  out[:, index["closed_loop"]] = np.isin(labels, CLOSED_LOOP_DIGITS)
+  out[:, index["thick"]] = ink_counts(digits) > np.asarray(thick_thresholds)[labels]
+  out[:, index["slant_right"]] = slants(digits) > 0
+  return out
 
 
 def captions(labels: np.ndarray, num_total: int, seed: int, split: str) -> list[str]:
@@ -244,8 +361,12 @@ def _config_fields(config: PolyMnistConfig) -> tuple:
 class PolyMnist(tfds.core.GeneratorBasedBuilder):
   """PolyMNIST from the real MNIST and scikit-image photos, with synthetic captions."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release.",
+      "1.1.0": "Adds 'mask' (m0's binarised stroke mask) and 'attributes' (15 binary "
+               "attributes of m0's digit); images, captions and labels are unchanged.",
+  }
   BUILDER_CONFIGS = [PolyMnistConfig.make(m) for m in (2, 3, 4, 5)]
   DEFAULT_CONFIG_NAME = "m5_s0"
   # TFDS derives `code_path` through `importlib_resources`, a package it does not declare as
@@ -284,6 +405,10 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
         caption=tfds.features.Tensor(shape=(cfg.caption_max_len,), dtype=np.int32),
         caption_text=tfds.features.Text(),
         mnist_index=tfds.features.Tensor(shape=(cfg.num_modalities,), dtype=np.int32),
+        mask=tfds.features.Tensor(shape=MASK_SHAPE, dtype=np.uint8,
+                                  encoding=tfds.features.Encoding.BYTES),
+        attributes=tfds.features.Tensor(shape=(NUM_ATTRIBUTES,), dtype=np.uint8,
+                                        encoding=tfds.features.Encoding.BYTES),
     )
     return self.dataset_info_from_configs(
         description=(
@@ -292,7 +417,9 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
             "example's class as inverted colours on a random crop of its own "
             "scikit-image background photo; modalities are paired by label only. "
             "The caption is SYNTHETIC, generated from templates of the digit's name, and "
-            f"its vocabulary is in {VOCABULARY_FILE}."),
+            f"its vocabulary is in {VOCABULARY_FILE}. 'mask' is modality 0's binarised "
+            "stroke mask and 'attributes' are binary attributes of modality 0's digit: "
+            + ", ".join(ATTRIBUTE_NAMES) + "."),
         features=tfds.features.FeaturesDict(features),
         supervised_keys=None,
         disable_shuffling=True,  # Stored order = MNIST order: index i is example i.
@@ -311,14 +438,15 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
     # During download_and_prepare, data_path is TFDS's temporary build dir, renamed to the
     # final one only when every split is written: a failed build leaves no vocabulary.
     (self.data_path / VOCABULARY_FILE).write_text(vocab.to_json())
-    return {split: self._generate_examples(split, mnist[split], texts[split], vocab)
+    thick = ink_medians(mnist["train"].images, mnist["train"].labels)
+    return {split: self._generate_examples(split, mnist[split], texts[split], vocab, thick)
             for split in SPLIT_IDS}
 
   def _truncate(self, n: int) -> int:
     limit = self.builder_config.max_examples_per_split
     return min(n, limit) if limit else n
 
-  def _generate_examples(self, split, split_data, split_texts, vocab):
+  def _generate_examples(self, split, split_data, split_texts, vocab, thick_thresholds):
     cfg = self.builder_config
     total = len(split_data.labels)
     n = self._truncate(total)
@@ -327,6 +455,9 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
     pairing = pair_by_label(labels, cfg.num_modalities, cfg.seed, split)
     offsets = [crop_offsets(total, m, cfg.seed, split)[:n] for m in range(cfg.num_modalities)]
     backgrounds = [load_background(m) for m in range(cfg.num_modalities)]
+    digits0 = images[pairing[0]]  # Modality 0's digits (pairing[0] is the identity).
+    masks = stroke_mask(digits0)
+    attributes = digit_attributes(digits0, labels[pairing[0]], thick_thresholds)
     for i in range(n):
       example = {f"m{m}": compose(images[pairing[m, i]], backgrounds[m], offsets[m][i])
                  for m in range(cfg.num_modalities)}
@@ -335,6 +466,8 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
           caption=vocab.encode(split_texts[i], cfg.caption_max_len),
           caption_text=split_texts[i],
           mnist_index=pairing[:, i].astype(np.int32),
+          mask=masks[i],
+          attributes=attributes[i],
       )
       yield i, example
 
@@ -377,10 +510,13 @@ class _PolyMnistDataset:
   """PolyMNIST as the input pipeline sees it (data/dataset_api.Dataset).
 
   Data config keys: num_image_modalities, build_seed, max_examples_per_split (see
-  configs/default.py). One record per stored example in every split.
+  configs/default.py). One record per stored example in every split. Modalities: m0..m{M-1}
+  (image), caption, label, mask (m0's stroke mask, float32 {0, 1} (28, 28, 1)) and
+  attributes (float32 {0, 1} (15,), ATTRIBUTE_NAMES).
   """
 
   name = "polymnist"
+  attribute_names = ATTRIBUTE_NAMES
   config_defaults = {"num_image_modalities": 5, "build_seed": 0, "max_examples_per_split": 0}
 
   def make_builder(self, data_config) -> PolyMnist:
@@ -402,6 +538,9 @@ class _PolyMnistDataset:
     specs["caption"] = ModalitySpec("caption", "caption", (cfg.caption_max_len,), "int32",
                                     vocab.size)
     specs["label"] = ModalitySpec("label", "label", (), "int32", 10)
+    specs["mask"] = ModalitySpec("mask", "mask", MASK_SHAPE, "float32")
+    specs["attributes"] = ModalitySpec("attributes", "attributes", (NUM_ATTRIBUTES,),
+                                       "float32", NUM_ATTRIBUTES)
     return specs
 
   def num_records(self, builder, split: str) -> int:
@@ -418,6 +557,8 @@ class _PolyMnistDataset:
       batch[key] = images / np.float32(127.5) - np.float32(1.0)
     batch["caption"] = np.stack([ex["caption"] for ex in examples]).astype(np.int32)
     batch["label"] = np.asarray([ex["label"] for ex in examples], dtype=np.int32)
+    batch["mask"] = np.stack([ex["mask"] for ex in examples]).astype(np.float32)
+    batch["attributes"] = np.stack([ex["attributes"] for ex in examples]).astype(np.float32)
     return batch
 
   def vocabulary(self, builder) -> text_lib.Vocabulary:

@@ -1,17 +1,22 @@
-"""Per-modality digit classifiers for coherence (DESIGN §4): train, save, verify, load.
+"""Per-modality class classifiers for coherence (DESIGN §4): train, save, verify, load.
 
-One small Flax classifier per modality, trained by the project on the dataset's training
-split and evaluated on its full test split (that accuracy is reported beside every coherence
-figure):
+One small Flax classifier per image or caption modality, trained by the project on the
+dataset's training split against its 'label' field (10 digits for PolyMNIST, 200 species
+for CUB; the count is the label ModalitySpec's num_classes) and evaluated on its full test
+split (that accuracy is reported beside every coherence figure). Datasets without a 'label'
+field (CelebAMask-HQ) have no classifiers: coherence does not apply there.
 
-  image (B, 28, 28, 3) in [-1, 1]: a 3x3 conv 16 at full resolution (the digit is a sharp
-    colour inversion of the background photo), 3x3 stride-2 convs 32 -> 64 -> 128 (28 -> 14
-    -> 7 -> 4), all + ReLU, dense 128 + ReLU, dense 10 (~0.36M parameters). Chosen for a
+  image (B, H, W, 3) in [-1, 1], any size: a 3x3 conv 16 at full resolution (the PolyMNIST
+    digit is a sharp colour inversion of the background photo), then 3x3 stride-2 convs
+    32 -> 64 -> 128 (-> 128 ...), one per ceil-halving until the map is at most 4x4 (28 ->
+    14 -> 7 -> 4: three convs; 64 -> 32 -> 16 -> 8 -> 4: four; 128: five), all + ReLU,
+    flatten, dense 128 + ReLU, dense num_classes. At 28x28 and 10 classes this is exactly
+    the original PolyMNIST classifier (~0.36M parameters; > 98% test accuracy). Chosen for a
     2-core CPU: without the full-resolution conv, or with max-pooling, it is less accurate
     for the same CPU time; a 32-channel full-resolution stack costs ~6x.
   caption (B, L) int32 ids: embedding 32, mean over the non-<pad> tokens (bag of words: a
     generated caption is classified by the words it contains, wherever they sit), dense 64 +
-    ReLU, dense 10.
+    ReLU, dense num_classes.
 
 Training: Adam with cosine decay from `learning_rate` to 0 over `num_steps`, softmax
 cross-entropy, one jit-compiled pure step (parameters and optimiser state donated). Image
@@ -20,15 +25,17 @@ without them the training batches reach 100% while test accuracy stalls just und
 
 Files in `out_dir`: `<modality>.npz` (the Flax 'params' collection flattened to '/'-joined
 keys) and `manifest.json` ({'format', 'classifiers': {modality: {'info': ClassifierInfo,
-'settings': what it was trained with, 'train_seconds'}}}). Every file is written to a
-temporary file in `out_dir` and renamed with `os.replace`, the .npz before the manifest entry
-that names its sha256, so an interrupted run leaves only complete classifiers; a rerun with
-the same settings skips them (resumable per modality).
+'settings': what it was trained with (dataset, kind, vocab_size, num_classes, input_shape,
+architecture, schedule), 'train_seconds'}}}). Manifests written before num_classes and
+input_shape were recorded describe 10-class 28x28x3 classifiers and are read as such. Every
+file is written to a temporary file in `out_dir` and renamed with `os.replace`, the .npz
+before the manifest entry that names its sha256, so an interrupted run leaves only complete
+classifiers; a rerun with the same settings skips them (resumable per modality).
 
-Why not Orbax: a classifier is < 0.4M parameters trained in a few minutes in one call, with
-no optimiser state or iterator position worth resuming; a single .npz with a sha256 in a JSON
-manifest is simpler to verify (coherence numbers must name the classifier they came from) and
-to read anywhere with numpy alone.
+Why not Orbax: a classifier is < 0.4M parameters (28x28) trained in a few minutes in one
+call, with no optimiser state or iterator position worth resuming; a single .npz with a
+sha256 in a JSON manifest is simpler to verify (coherence numbers must name the classifier
+they came from) and to read anywhere with numpy alone.
 """
 
 from __future__ import annotations
@@ -59,7 +66,10 @@ MANIFEST = 'manifest.json'
 FORMAT = 1
 # Part of the saved settings: change it whenever the models change.
 ARCHITECTURE = 'cnn16s1-32-64-128_d128_drop.5_shift2/bow32_d64'
-NUM_CLASSES = 10
+DEFAULT_NUM_CLASSES = 10   # What manifests without 'num_classes' were trained for.
+LEGACY_IMAGE_SHAPE = (28, 28, 3)  # What image manifests without 'input_shape' were trained on.
+CONV_CHANNELS = (32, 64, 128)  # Stride-2 convs; further ones (larger images) keep the last.
+MAX_FINAL_SIZE = 4  # Stride-2 convs are added until the feature map is at most this size.
 DROPOUT = 0.5   # Image classifiers: on the dense hidden layer, in training only.
 MAX_SHIFT = 2   # Image classifiers: random translations of up to 2 pixels, in training only.
 DEFAULT_NUM_STEPS = 1500  # ~7.7 epochs of the 50k PolyMNIST training images at batch 256.
@@ -82,19 +92,46 @@ class ClassifierInfo:
   sha256: str           # of <modality>.npz
   num_train_steps: int
   dataset: str          # TFDS name/config, e.g. 'poly_mnist/m5_s0'
+  num_classes: int = DEFAULT_NUM_CLASSES  # logits per example (the label spec's classes)
+  input_shape: tuple = ()   # per-example input: (H, W, C) images, (L,) captions
+
+
+def _info_from_json(info: dict, settings: dict) -> ClassifierInfo:
+  """ClassifierInfo of a manifest entry (older entries lack num_classes / input_shape)."""
+  info = dict(info)
+  info.setdefault('num_classes', settings['num_classes'])
+  info['input_shape'] = tuple(info.get('input_shape') or settings['input_shape'] or ())
+  return ClassifierInfo(**info)
+
+
+def conv_channels(image_size: int) -> tuple:
+  """Stride-2 conv widths for square-ish images of side `image_size` (max of H, W).
+
+  One conv per ceil-halving until the map is at most MAX_FINAL_SIZE: 28 -> (32, 64, 128)
+  (28 -> 14 -> 7 -> 4), 64 -> (32, 64, 128, 128), 128 -> (32, 64, 128, 128, 128).
+  """
+  n, size = 0, int(image_size)
+  while size > MAX_FINAL_SIZE or n == 0:
+    size, n = -(-size // 2), n + 1
+  return tuple(CONV_CHANNELS[min(i, len(CONV_CHANNELS) - 1)] for i in range(n))
 
 
 class ImageClassifier(nn.Module):
-  """(B, 28, 28, 3) float32 in [-1, 1] -> logits (B, 10)."""
+  """(B, H, W, 3) float32 in [-1, 1] -> logits (B, num_classes), any H, W.
+
+  28x28 inputs and 10 classes give exactly the original PolyMNIST classifier (conv0 16 at
+  full resolution, stride-2 convs 32, 64, 128 to 4x4, dense 128, dense 10).
+  """
+  num_classes: int = DEFAULT_NUM_CLASSES
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     h = nn.relu(nn.Conv(16, (3, 3), name='conv0')(x))
-    for i, c in enumerate((32, 64, 128)):
+    for i, c in enumerate(conv_channels(max(x.shape[1], x.shape[2]))):
       h = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2), name=f'conv{i + 1}')(h))
     h = nn.relu(nn.Dense(128, name='hidden')(h.reshape((h.shape[0], -1))))
     h = nn.Dropout(DROPOUT, deterministic=not train)(h)
-    return nn.Dense(NUM_CLASSES, name='logits')(h)
+    return nn.Dense(self.num_classes, name='logits')(h)
 
 
 def random_shift(key, images, max_shift: int = MAX_SHIFT):
@@ -107,8 +144,9 @@ def random_shift(key, images, max_shift: int = MAX_SHIFT):
 
 
 class CaptionClassifier(nn.Module):
-  """(B, L) int32 token ids -> logits (B, 10); <pad> tokens are ignored."""
+  """(B, L) int32 token ids -> logits (B, num_classes); <pad> tokens are ignored."""
   vocab_size: int
+  num_classes: int = DEFAULT_NUM_CLASSES
 
   @nn.compact
   def __call__(self, tokens, train: bool = False):
@@ -117,28 +155,32 @@ class CaptionClassifier(nn.Module):
     mask = (tokens != text_lib.PAD_ID).astype(e.dtype)[..., None]
     h = (e * mask).sum(axis=1) / jnp.maximum(mask.sum(axis=1), 1.0)
     h = nn.relu(nn.Dense(64, name='hidden')(h))
-    return nn.Dense(NUM_CLASSES, name='logits')(h)
+    return nn.Dense(self.num_classes, name='logits')(h)
 
 
-def _model(kind: str, vocab_size: int) -> nn.Module:
+CLASSIFIED_KINDS = ('image', 'caption')
+
+
+def _model(kind: str, vocab_size: int, num_classes: int) -> nn.Module:
   if kind == 'image':
-    return ImageClassifier()
+    return ImageClassifier(num_classes)
   if kind == 'caption':
-    return CaptionClassifier(vocab_size)
+    return CaptionClassifier(vocab_size, num_classes)
   raise ConfigError(f'no classifier for modality kind {kind!r}')
 
 
 @functools.lru_cache(maxsize=None)
-def _apply_fn(kind: str, vocab_size: int):
+def _apply_fn(kind: str, vocab_size: int, num_classes: int):
   """Jitted (params, x) -> logits, shared by every modality of the same kind."""
-  model = _model(kind, vocab_size)
+  model = _model(kind, vocab_size, num_classes)
   return jax.jit(lambda params, x: model.apply({'params': params}, x))
 
 
 @functools.lru_cache(maxsize=None)
-def _train_fns(kind: str, vocab_size: int, num_steps: int, learning_rate: float):
+def _train_fns(kind: str, vocab_size: int, num_classes: int, num_steps: int,
+               learning_rate: float):
   """(init(key, x) -> (params, opt_state), jitted step) for one kind and schedule."""
-  model = _model(kind, vocab_size)
+  model = _model(kind, vocab_size, num_classes)
   optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps))
 
   def init(key, x):
@@ -165,7 +207,7 @@ def accuracy(classify, name: str, batches) -> float:
   """Fraction of valid examples whose argmax logit equals 'label'.
 
   Args:
-    classify: from load_classifiers (or any (name, x) -> logits (B, 10)).
+    classify: from load_classifiers (or any (name, x) -> logits (B, num_classes)).
     name: the modality to classify, a key of each batch.
     batches: iterable of dicts with name, 'label' and 'valid' (rows with valid=False, the
       padding of eval iterators, are not counted).
@@ -218,6 +260,19 @@ def _read_manifest(out_dir: str) -> dict:
   return manifest
 
 
+def _settings_with_defaults(settings: dict) -> dict:
+  """A manifest entry's settings with the keys older manifests lack filled in.
+
+  Before num_classes and input_shape were recorded, every classifier was a 10-class one
+  (PolyMNIST digits) on 28x28x3 images or on captions (whose length the bag of words ignores).
+  """
+  settings = dict(settings)
+  settings.setdefault('num_classes', DEFAULT_NUM_CLASSES)
+  if 'input_shape' not in settings:
+    settings['input_shape'] = list(LEGACY_IMAGE_SHAPE) if settings['kind'] == 'image' else None
+  return settings
+
+
 def _file_ok(out_dir: str, name: str, sha256: str) -> bool:
   path = os.path.join(out_dir, f'{name}.npz')
   if not os.path.exists(path):
@@ -235,7 +290,7 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
   Args:
     data_config: the data section of a config (see data.pipeline.prepare_dataset).
     out_dir: where <modality>.npz and manifest.json go (created if needed).
-    modalities: names to train; None = every modality of the dataset except 'label'.
+    modalities: names to train; None = every image and caption modality of the dataset.
     num_steps: training steps per modality (Adam, cosine decay to 0).
     batch_size: training batch size.
     seed: parameter initialisation (folded with the modality name) and data order.
@@ -245,7 +300,8 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
     modality -> ClassifierInfo for the requested modalities (trained now or before).
 
   Raises:
-    ConfigError: unknown modality, 'label', or a non-positive num_steps / batch_size.
+    ConfigError: unknown modality, one that is not an image or caption, a dataset without
+      a 'label' field, or a non-positive num_steps / batch_size.
     DataError: the dataset cannot be built or read.
   """
   if num_steps <= 0 or batch_size <= 0:
@@ -254,11 +310,17 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
   builder = pipeline.prepare_dataset(data_config)
   dataset = f'{builder.name}/{builder.builder_config.name}'
   specs = pipeline.modality_specs(data_config)
-  names = [n for n in specs if n != 'label'] if modalities is None else list(modalities)
+  label = specs.get('label')
+  if label is None or label.kind != 'label':
+    raise ConfigError(f'dataset {dataset} has no \'label\' field: coherence classifiers are '
+                      'trained on class labels, so they (and coherence) do not apply to it')
+  classifiable = [n for n, s in specs.items() if s.kind in CLASSIFIED_KINDS]
+  names = classifiable if modalities is None else list(modalities)
   for name in names:
-    if name not in specs or specs[name].kind not in ('image', 'caption'):
+    if name not in classifiable:
       raise ConfigError(f'cannot train a classifier for modality {name!r}; '
-                        f'choose from {[n for n in specs if n != "label"]}')
+                        f'choose from {classifiable}')
+  num_classes = int(label.num_classes)
   os.makedirs(out_dir, exist_ok=True)
   manifest = _read_manifest(out_dir)
   infos = {}
@@ -266,19 +328,24 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
     spec = specs[name]
     vocab_size = spec.num_classes if spec.kind == 'caption' else 0
     settings = dict(dataset=dataset, kind=spec.kind, vocab_size=vocab_size,
+                    num_classes=num_classes, input_shape=[int(d) for d in spec.shape],
                     architecture=ARCHITECTURE, num_steps=int(num_steps),
                     batch_size=int(batch_size), seed=int(seed),
                     learning_rate=float(learning_rate))
     entry = manifest['classifiers'].get(name)
-    if (entry and entry['settings'] == settings and
-        _file_ok(out_dir, name, entry['info']['sha256'])):
-      logging.info('Classifier %s: already trained (test accuracy %.4f), skipped.', name,
-                   entry['info']['test_accuracy'])
-      infos[name] = ClassifierInfo(**entry['info'])
-      continue
+    if entry:
+      old = _settings_with_defaults(entry['settings'])
+      if old['input_shape'] is None:   # An old caption entry: any caption length.
+        old['input_shape'] = settings['input_shape']
+      if old == settings and _file_ok(out_dir, name, entry['info']['sha256']):
+        logging.info('Classifier %s: already trained (test accuracy %.4f), skipped.', name,
+                     entry['info']['test_accuracy'])
+        infos[name] = _info_from_json(entry['info'], old)
+        continue
 
     start = time.time()
-    init, step = _train_fns(spec.kind, vocab_size, int(num_steps), float(learning_rate))
+    init, step = _train_fns(spec.kind, vocab_size, num_classes, int(num_steps),
+                            float(learning_rate))
     batches = pipeline.make_train_iterator(data_config, global_batch_size=batch_size,
                                            seed=seed)
     first = next(batches)
@@ -296,7 +363,7 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
                      name, i + 1, num_steps, float(metrics['loss']),
                      float(metrics['accuracy']), time.time() - start)
 
-    apply = _apply_fn(spec.kind, vocab_size)
+    apply = _apply_fn(spec.kind, vocab_size, num_classes)
     test = pipeline.make_eval_iterator(data_config, split='test',
                                        global_batch_size=EVAL_BATCH_SIZE)
     test_acc = accuracy(lambda _, x: apply(params, x), name, test)
@@ -307,7 +374,8 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
     data = _params_to_npz(params)
     info = ClassifierInfo(modality=name, kind=spec.kind, test_accuracy=float(test_acc),
                           sha256=_sha256(data), num_train_steps=int(num_steps),
-                          dataset=dataset)
+                          dataset=dataset, num_classes=num_classes,
+                          input_shape=tuple(int(d) for d in spec.shape))
     _atomic_write(os.path.join(out_dir, f'{name}.npz'), data)
     manifest['classifiers'][name] = {'info': dataclasses.asdict(info), 'settings': settings,
                                      'train_seconds': round(seconds, 1)}
@@ -317,12 +385,20 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
   return infos
 
 
-def load_classifiers(out_dir: str):
+def load_classifiers(out_dir: str, sharding=None):
   """Loads every classifier of `out_dir` after checking each .npz against the manifest.
 
+  Args:
+    out_dir: where train_classifiers wrote them.
+    sharding: optional jax.sharding.Sharding for the parameters, e.g. replicated over the
+      evaluation mesh (needed to classify global arrays on several hosts); None keeps them
+      on the default device.
+
   Returns:
-    (classify, infos): classify(name, x) -> logits (B, 10), jit-compiled (one compilation
-    per modality kind and input shape); infos: modality -> ClassifierInfo.
+    (classify, infos): classify(name, x) -> logits (B, num_classes), jit-compiled (one
+    compilation per modality kind, class count and input shape); a batch-sharded x gives
+    batch-sharded logits. infos: modality -> ClassifierInfo (with num_classes and
+    input_shape).
 
   Raises:
     ClassifierError: no manifest, a missing .npz, or a sha256 mismatch; the message says
@@ -337,7 +413,8 @@ def load_classifiers(out_dir: str):
     raise ClassifierError(f'{path} lists no classifiers. Train them with: {TRAIN_COMMAND}')
   params, fns, infos = {}, {}, {}
   for name, entry in manifest['classifiers'].items():
-    info = ClassifierInfo(**entry['info'])
+    settings = _settings_with_defaults(entry['settings'])
+    info = _info_from_json(entry['info'], settings)
     npz = os.path.join(out_dir, f'{name}.npz')
     if not os.path.exists(npz):
       raise ClassifierError(f'Classifier file {npz} is missing. Retrain with: {TRAIN_COMMAND}')
@@ -348,9 +425,11 @@ def load_classifiers(out_dir: str):
           f'{npz} does not match the sha256 in {path} (corrupt or replaced). Delete it and '
           f'retrain with: {TRAIN_COMMAND}')
     with np.load(io.BytesIO(data)) as z:
-      params[name] = traverse_util.unflatten_dict({k: jnp.asarray(z[k]) for k in z.files},
+      params[name] = traverse_util.unflatten_dict({k: np.asarray(z[k]) for k in z.files},
                                                   sep='/')
-    fns[name] = _apply_fn(info.kind, int(entry['settings']['vocab_size']))
+    params[name] = (jax.device_put(params[name], sharding) if sharding is not None
+                    else jax.tree.map(jnp.asarray, params[name]))
+    fns[name] = _apply_fn(info.kind, int(settings['vocab_size']), info.num_classes)
     infos[name] = info
 
   def classify(name: str, x):

@@ -7,7 +7,9 @@
 
 where nll_m is the denoising loss (sum over pixels of (eps - eps_theta)^2 at one
 random t) for image modalities with the diffusion decoder, and -log p_m(x_m | z)
-for feed-forward decoders. z ~ q(z | X), the MoPoE mixture; gradients reach the
+for feed-forward decoders: Laplace / Gaussian / Bernoulli summed over pixels (images),
+Bernoulli summed over pixels (masks) or attributes, categorical summed over tokens
+(captions), categorical (labels). z ~ q(z | X), the MoPoE mixture; gradients reach the
 encoders through z (end to end). With every image decoder feed-forward the same
 module is the MoPoE-VAE baseline of Sutter et al. 2021.
 """
@@ -23,6 +25,7 @@ from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models import encoders as encoders_lib
 from diffmvae_jax.models import fusion
+from diffmvae_jax.models import modalities as modalities_lib
 from diffmvae_jax.models import unet as unet_lib
 
 
@@ -64,6 +67,16 @@ class DiffMVAE(nn.Module):
         if m.decoder != 'diffusion':
           ff_decoders[m.name] = decoders_lib.ImageDecoder(
               m.shape, tuple(cfg.image_ff_decoder.channels), cfg.image_ff_decoder.hidden)
+      elif m.kind == 'mask':
+        # The image CNN on one channel; the mask decoder is the feed-forward image decoder
+        # with one output channel of Bernoulli logits. Both take the image sections' sizes.
+        encoders[m.name] = encoders_lib.ImageEncoder(
+            d, tuple(cfg.image_encoder.channels), cfg.image_encoder.hidden, binary_input=True)
+        ff_decoders[m.name] = decoders_lib.ImageDecoder(
+            m.shape, tuple(cfg.image_ff_decoder.channels), cfg.image_ff_decoder.hidden)
+      elif m.kind == 'attributes':
+        encoders[m.name] = encoders_lib.AttributesEncoder(d, cfg.attributes_hidden)
+        ff_decoders[m.name] = decoders_lib.AttributesDecoder(m.shape[0], cfg.attributes_hidden)
       elif m.kind == 'caption':
         encoders[m.name] = encoders_lib.CaptionEncoder(
             d, m.num_classes, cfg.text.embed_dim, tuple(cfg.text.channels), cfg.text.hidden)
@@ -120,8 +133,28 @@ class DiffMVAE(nn.Module):
     return self.unets[name](x_t, t, z, None, train=train)
 
   def decode_feedforward(self, name, z):
-    """The feed-forward decoder's output (location / logits) for modality `name`."""
+    """The feed-forward decoder's output for modality `name`.
+
+    Args: name: a modality without a diffusion decoder; z float32 (B, D).
+
+    Returns:
+      float32: images (B, H, W, C) location (logits for Bernoulli); masks (B, H, W, 1)
+      logits; attributes (B, K) logits; captions (B, L, V) logits; labels (B, K) logits.
+    """
     return self.ff_decoders[name](z)
+
+  def feedforward_nll(self, modality, out, x):
+    """-log p_m(x | z) (B,) of a feed-forward decoder's output `out` for data `x`."""
+    if modality.kind == 'image':
+      return decoders_lib.image_nll(modality.decoder, out, x,
+                                    self.model_config.image_likelihood_scale)
+    if modality.kind in ('mask', 'attributes'):
+      return decoders_lib.bernoulli_nll(out, x)
+    if modality.kind == 'caption':
+      return decoders_lib.caption_nll(out, x)
+    if modality.kind == 'label':
+      return decoders_lib.label_nll(out, x)
+    raise ValueError(f'Unknown modality kind {modality.kind!r}.')
 
   # ------------------------------------------------------------ the ELBO
   def _diffusion_nll(self, batch, z, key, train):
@@ -207,14 +240,7 @@ class DiffMVAE(nn.Module):
     for m in self.modalities:
       if m.decoder == 'diffusion':
         continue
-      out = self.decode_feedforward(m.name, z)
-      if m.kind == 'image':
-        nll[m.name] = decoders_lib.image_nll(m.decoder, out, batch[m.name],
-                                             self.model_config.image_likelihood_scale)
-      elif m.kind == 'caption':
-        nll[m.name] = decoders_lib.caption_nll(out, batch[m.name])
-      else:
-        nll[m.name] = decoders_lib.label_nll(out, batch[m.name])
+      nll[m.name] = self.feedforward_nll(m, self.decode_feedforward(m.name, z), batch[m.name])
     weighted = 0.0
     terms = {}
     for i, m in enumerate(self.modalities):
@@ -255,6 +281,6 @@ def dummy_batch(modalities, batch_size: int = 2) -> dict:
   """Zeros of every modality's shape and dtype, for `init`."""
   batch = {}
   for m in modalities:
-    dtype = np.float32 if m.kind == 'image' else np.int32
+    dtype = np.float32 if m.kind in modalities_lib.FLOAT_KINDS else np.int32
     batch[m.name] = np.zeros((batch_size,) + tuple(m.shape), dtype)
   return batch

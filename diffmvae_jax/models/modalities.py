@@ -13,9 +13,13 @@ from diffmvae_jax.errors import ConfigError
 
 DECODERS_BY_KIND = {
     'image': ('diffusion', 'laplace', 'gaussian', 'bernoulli'),
+    'mask': ('bernoulli',),
+    'attributes': ('bernoulli',),
     'caption': ('categorical',),
     'label': ('categorical',),
 }
+# Kinds whose batches are float32 (everything else is int32 ids); see data/dataset_api.py.
+FLOAT_KINDS = ('image', 'mask', 'attributes')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,10 +27,12 @@ class Modality:
   """One modality as the model sees it.
 
   Attributes:
-    name: batch key, e.g. 'm0', 'caption', 'label'.
-    kind: 'image' | 'caption' | 'label'.
-    shape: per-example shape: (H, W, C) images, (L,) captions, () labels.
-    num_classes: vocabulary size for captions, class count for labels, else 0.
+    name: batch key, e.g. 'm0', 'mask', 'attributes', 'caption', 'label'.
+    kind: 'image' | 'mask' | 'attributes' | 'caption' | 'label' (data/dataset_api.KINDS).
+    shape: per-example shape: (H, W, C) images, (H, W, 1) masks, (K,) attributes,
+      (L,) captions, () labels.
+    num_classes: vocabulary size for captions, class count for labels, number of
+      attributes for attributes, else 0.
     decoder: one of DECODERS_BY_KIND[kind].
     weight: lambda_m, the scale of this modality's log-likelihood in the ELBO.
   """
@@ -88,7 +94,13 @@ def resolve_modalities(config, specs: Mapping[str, object]) -> tuple:
   modalities = []
   for name in names:
     spec = specs[name]
-    decoder = decoder_overrides.get(name, config.model.decoders.get(spec.kind))
+    if spec.kind not in DECODERS_BY_KIND:
+      raise ConfigError(f'Modality {name!r} has kind {spec.kind!r}, which the model does not '
+                        f'support (kinds: {sorted(DECODERS_BY_KIND)}).')
+    # A kind missing from model.decoders (a config written before the kind existed)
+    # gets the kind's first decoder, the default of configs/default.py.
+    decoder = decoder_overrides.get(
+        name, config.model.decoders.get(spec.kind, DECODERS_BY_KIND[spec.kind][0]))
     if decoder not in DECODERS_BY_KIND[spec.kind]:
       raise ConfigError(f'Unknown decoder {decoder!r} for {spec.kind} modality {name!r}; '
                         f'choose one of {DECODERS_BY_KIND[spec.kind]} (model.decoders.{spec.kind} '
