@@ -21,6 +21,9 @@ from diffmvae_jax.errors import CheckpointError
 
 # Config sections that must match for a checkpoint to be restored into a run.
 COMPATIBILITY_KEYS = ('model', 'data.dataset', 'data.num_image_modalities', 'data.modalities')
+# Key of the saved config record holding the caption vocabulary (every token in id order)
+# of models with a caption modality: token ids mean nothing without it.
+VOCABULARY_KEY = '_caption_vocabulary'
 
 
 def lookup(config_dict: dict, dotted: str):
@@ -103,8 +106,24 @@ class Checkpointer:
           'earlier one, or use a new --workdir.') from e
 
   def check_compatible(self, step: int, current_config: dict) -> None:
-    """Raises CheckpointError if the saved model differs from the configured one."""
-    diffs = incompatibilities(self.restore_config(step), current_config)
+    """Raises CheckpointError if the saved model differs from the configured one.
+
+    `current_config` is the record train.run_record saves: the config as nested dicts,
+    plus the caption vocabulary under VOCABULARY_KEY for models with captions; a
+    vocabulary that differs from the saved one is an error too.
+    """
+    saved = self.restore_config(step)
+    diffs = incompatibilities(saved, current_config)
+    saved_vocab, vocab = saved.get(VOCABULARY_KEY), current_config.get(VOCABULARY_KEY)
+    if saved_vocab is not None and vocab is not None and list(saved_vocab) != list(vocab):
+      first = next((i for i, (a, b) in enumerate(zip(saved_vocab, vocab)) if a != b),
+                   min(len(saved_vocab), len(vocab)))
+      raise CheckpointError(
+          f'Checkpoint step {step} in {self.directory} was trained with a caption vocabulary '
+          f'of {len(saved_vocab)} tokens; the dataset now gives {len(vocab)} (first '
+          f'difference at id {first}), so token ids would mean other words. Point '
+          '--config.data.data_dir (and the data settings) at the dataset the run was trained '
+          'on, or use a new --workdir.')
     if diffs:
       raise CheckpointError(
           f'The workdir holds a checkpoint (step {step}, {self.directory}) of a different '

@@ -38,7 +38,7 @@ def restore_latest(config, workdir: str, step: int | None = None):
   elif step not in available:
     raise CheckpointError(f'No checkpoint step {step} in {checkpointer.directory}; '
                           f'available steps: {sorted(available)}.')
-  checkpointer.check_compatible(step, train.config_as_dict(config))
+  checkpointer.check_compatible(step, train.run_record(config, model))
   state, _ = checkpointer.restore(step, train.abstract_train_state(config, model, optimizer, mesh))
   checkpointer.close()
   return model, state, step

@@ -178,8 +178,18 @@ def _config_json(config) -> str:
 
 
 def config_as_dict(config) -> dict:
-  """The config as plain nested dicts, as saved in checkpoints."""
+  """The config as plain nested dicts."""
   return json.loads(_config_json(config))
+
+
+def run_record(config, model) -> dict:
+  """What checkpoints save as 'config': the config as nested dicts and, for a model with
+  a caption modality, the dataset's caption vocabulary (checkpoint.VOCABULARY_KEY), so a
+  checkpoint always says which words its token ids are and a restore can check them."""
+  record = config_as_dict(config)
+  if any(m.kind == 'caption' for m in model.modalities):
+    record[checkpoint_lib.VOCABULARY_KEY] = pipeline.load_vocabulary(config.data).words
+  return record
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -205,7 +215,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                jax.device_count(), jax.process_count(), config.train.batch_size)
 
   checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.train.keep_checkpoints)
-  config_dict = config_as_dict(config)
+  config_dict = run_record(config, model)
+  config_json = json.dumps(config_dict, sort_keys=True)
   data_iter = pipeline.make_train_iterator(
       config.data, global_batch_size=config.train.batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count())
@@ -217,6 +228,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     data_iter.set_state(iter_state)
     checkpoint_lib.log_restored(last_saved, checkpointer.directory)
   start_step = int(state.step)
+  joint = None
+  if config.prior.joint:
+    # Imported here: joint_prior -> train_prior -> train would be circular at import time.
+    from diffmvae_jax import joint_prior  # pylint: disable=g-import-not-at-top
+    joint = joint_prior.JointPrior(config, model, mesh, workdir)
+    if last_saved is not None:
+      joint.restore(last_saved)
 
   is_lead = jax.process_index() == 0
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_lead)
@@ -264,6 +282,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           iter_state = data_iter.get_state()
           batch = parallel.global_batch(_model_inputs(local, model), mesh)
           state, metrics = train_step(state, batch)
+          if joint is not None:
+            metrics = {**metrics, **joint.step(state, batch)}
         step += 1
         if pending is not None:
           consume(*pending)
@@ -273,7 +293,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         if step % config.train.checkpoint_every == 0 or step == config.train.num_steps or stop:
           consume(*pending)  # Never save a state that came from a non-finite step.
           pending = None
-          checkpointer.save(step, state, iter_state, _config_json(config))
+          checkpointer.save(step, state, iter_state, config_json)
+          if joint is not None:
+            joint.save(step, _config_json(config))
           last_saved = step
         if config.train.sample_every and step % config.train.sample_every == 0:
           sampler.write(params_for_samples(state), step)
@@ -284,6 +306,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         consume(*pending)
   finally:
     checkpointer.close()  # Waits for the last async save, also when an error stops the run.
+    if joint is not None:
+      joint.close()
     writer.flush()
   finished_now = step == config.train.num_steps and step > start_step
   if finished_now and (not config.train.sample_every or step % config.train.sample_every):

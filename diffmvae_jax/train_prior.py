@@ -99,10 +99,6 @@ class PriorState:
 def validate_prior_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for prior settings that would fail later with an obscure error."""
   p = config.prior
-  if p.joint:
-    raise ConfigError('prior.joint=True (training the latent prior jointly with the VAE on '
-                      'stopped-gradient latents) is not implemented yet; train the VAE with '
-                      '--mode=train, then the prior with --mode=train_prior.')
   choices = (('sde', sde_lib.SDE_NAMES), ('latents', LATENT_KINDS),
              ('sampler', sde_samplers.SAMPLER_NAMES))
   for key, valid in choices:
@@ -170,7 +166,7 @@ def _restore_vae(config, workdir: str, step: int | None):
           f'The latent prior in {os.path.join(workdir, SUBDIR)} was trained on the latents of '
           f'VAE step {step}, which is no longer in {checkpointer.directory} (steps '
           f'{checkpointer.all_steps()}); move {SUBDIR} aside to train a new prior.')
-    checkpointer.check_compatible(step, train.config_as_dict(config))
+    checkpointer.check_compatible(step, train.run_record(config, model))
     state, _ = checkpointer.restore(step, train.abstract_train_state(
         config, model, train_state_lib.make_optimizer(config.train), mesh))
   finally:
@@ -361,12 +357,17 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict:
     nothing was trained.
 
   Raises:
-    ConfigError: bad prior settings (including prior.joint=True).
+    ConfigError: bad prior settings, or prior.joint=True (the joint prior trains in
+      --mode=train).
     CheckpointError: no VAE checkpoint, or a prior checkpoint of other settings.
     NonFiniteLossError: a NaN/Inf loss.
   """
   validate_prior_config(config)
   p = config.prior
+  if p.joint:
+    raise ConfigError('prior.joint=True trains the latent prior inside --mode=train, one step '
+                      'per VAE step (diffmvae_jax/joint_prior.py); --mode=train_prior trains a '
+                      'second-stage prior: run it with --config.prior.joint=False.')
   os.makedirs(workdir, exist_ok=True)
   mesh = parallel.make_mesh()
   net = make_score_net(config)

@@ -151,7 +151,7 @@ def test_missing_vae_checkpoint_is_a_clear_error(config, tmp_path):
 
 
 @pytest.mark.parametrize('key,value,match', [
-    ('joint', True, 'not implemented yet'),
+    ('joint', True, 'inside --mode=train'),
     ('sde', 'cld', 'prior.sde'),
     ('sampler', 'ddim', 'prior.sampler'),
     ('embed_dim', 7, 'even'),
