@@ -75,8 +75,12 @@ def main(argv):
   batch = {}
   for m in model.modalities:
     shape = (batch_size,) + tuple(m.shape)
-    batch[m.name] = (rng.uniform(-1, 1, shape).astype(np.float32) if m.kind == 'image' else
-                     rng.integers(0, m.num_classes, shape).astype(np.int32))
+    if m.kind in ('mask', 'attributes'):
+      batch[m.name] = rng.integers(0, 2, shape).astype(np.float32)
+    elif m.kind == 'image':
+      batch[m.name] = rng.uniform(-1, 1, shape).astype(np.float32)
+    else:
+      batch[m.name] = rng.integers(0, m.num_classes, shape).astype(np.int32)
   batch = parallel.global_batch(batch, mesh)
   step = jax.jit(train.make_train_step(model, optimizer, config),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),

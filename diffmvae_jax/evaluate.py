@@ -1,270 +1,415 @@
-"""``--mode=eval``: coherence and FID of a checkpoint, the multimodal-VAE literature's way.
+"""``--mode=eval``: the metrics of a checkpoint, the multimodal-VAE literature's way.
 
   python -m diffmvae_jax.main --config=configs/polymnist.py --workdir=DIR --mode=eval
   # once per dataset beforehand (classifiers for coherence; a few minutes on a CPU):
   python -m diffmvae_jax.main --config=configs/polymnist.py --workdir=DIR --mode=train_classifiers
+  # CelebAMask-HQ (no classifiers: F1 and FID only):
+  python -m diffmvae_jax.main --config=configs/celebamask_hq.py --workdir=DIR --mode=eval
 
-Metrics (``eval.metrics``), DESIGN.md §4:
-- coherence: for every non-empty proper subset S of the model's modalities, z from the
-  PoE of S, every missing modality generated and classified by the project's digit
-  classifiers, compared with the true label; reported per subset and averaged by |S|
-  (the MoPoE table). Unconditional coherence: ``eval.unconditional_num`` joint samples
-  from the prior (``sample.prior``), the fraction whose modalities all get one class.
-- fid: per image modality, the Fréchet distance between Inception-v3 pool3 features of
-  the unconditional samples and of ``eval.num_examples`` test images of that modality.
+Metrics (``eval.metrics``, DESIGN.md §4; which modality each applies to: eval_plan.py):
+- coherence: for every non-empty proper subset S of the model's modalities, z ~ PoE of S,
+  every missing image / caption / label generated and classified by the project's
+  classifiers (metrics/classifiers.py), compared with the true label; per subset and
+  averaged by |S| (the MoPoE table). Unconditional: ``eval.unconditional_num`` joint samples
+  from ``sample.prior``, the fraction whose modalities all get one class.
+- fid: per image modality, Fréchet distance of Inception-v3 pool3 features against the
+  first ``eval.num_examples`` test images: conditional (generated from every subset that
+  lacks the image, on those test examples; ``eval.fid_conditional``) and unconditional.
+- f1: masks and attributes generated from every subset that lacks them, thresholded at 0.5,
+  F1 per example against the truth, averaged over examples (metrics/f1.py).
+- caption_nll: -log p(true caption | z = PoE mean of S) per token and its perplexity, for
+  every subset that lacks the caption.
+- latent gap (``eval.latent_gap``, any metrics): how far ``sample.prior``'s samples are
+  from the aggregate posterior, in latent space: Fréchet distance and RBF MMD² between
+  ``eval.unconditional_num`` prior samples and one full-set posterior sample z ~ q(z | X)
+  of each of the test examples (train_prior.latent_gap).
 
-Everything is written to ``<workdir>/eval/step_<step>/`` (per-task .npz files, so an
-interrupted evaluation resumes where it stopped) and summarised with its provenance in
-``<workdir>/eval/step_<step>/metrics_<sample.prior>.json`` and TensorBoard. Run it
-with ``--config.sample.prior=gaussian`` and ``=sde`` to compare the two priors on the
-same checkpoint (the conditional tasks are shared).
+Each conditioning subset and the unconditional sample set is one task; every metric of a
+task is computed from one generation pass (eval_tasks.run_pass), and stored per metric part
+in ``<workdir>/eval/step_<step>/given_<S>.npz`` / ``unconditional_<prior>.npz`` with the
+settings it was computed with: an interrupted evaluation resumes, a rerun reuses what is
+unchanged, and a changed setting recomputes. Figures and their provenance go to
+``<workdir>/eval/step_<step>/metrics_<sample.prior>.json`` and TensorBoard. Run it with
+``--config.sample.prior=gaussian`` and ``=sde`` to compare the two priors on the same
+checkpoint (the conditional tasks are shared).
 """
 
-import itertools
 import json
 import os
-import time
 
 from absl import logging
 from clu import metric_writers
 import jax
 import numpy as np
 
-from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import coherence as coherence_lib
+from diffmvae_jax import eval_plan
+from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
 from diffmvae_jax import sample as sample_lib
+from diffmvae_jax import train_prior
 from diffmvae_jax.data import pipeline
-from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers as classifiers_lib
 from diffmvae_jax.metrics import fid as fid_lib
 from diffmvae_jax.metrics import inception
 from diffmvae_jax.metrics import torchscript_weights
 
-METRICS = ('coherence', 'fid')
+# Re-exported: tests and callers name the metrics from here.
+METRICS = eval_plan.METRICS
+Progress = eval_tasks.Progress
 
 
-class Progress:
-  """Logs done/total, rate and ETA at most every `every_secs`."""
-
-  def __init__(self, total: int, what: str, every_secs: float = 30.0):
-    self.total, self.what, self.every = total, what, every_secs
-    self.done, self.start, self.last = 0, time.time(), 0.0
-
-  def update(self, n: int) -> None:
-    self.done += n
-    now = time.time()
-    if now - self.last >= self.every or self.done >= self.total:
-      rate = self.done / max(now - self.start, 1e-9)
-      eta = (self.total - self.done) / max(rate, 1e-9)
-      logging.info('%s: %d/%d (%.1f/s, ETA %.0f s)', self.what, self.done, self.total, rate, eta)
-      self.last = now
-
-
-def _proper_subsets(names):
-  for size in range(1, len(names)):
-    yield from itertools.combinations(names, size)
-
-
-def _cached(path: str, compute):
-  """Loads {name: array} from `path` (.npz) or computes, saves atomically and returns it."""
-  if os.path.exists(path):
-    with np.load(path, allow_pickle=False) as z:
-      return {k: z[k] for k in z.files}
-  result = compute()
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, **result)
-  os.replace(tmp, path)
-  return result
+def subset_tag(given) -> str:
+  return '-'.join(given)
 
 
 class Evaluator:
-  """Holds a restored model and runs each metric as resumable tasks."""
+  """A restored model, its evaluation plan, and the resumable tasks that carry it out."""
 
   def __init__(self, config, workdir: str):
     self.config, self.workdir = config, workdir
-    requested = [m.strip() for m in config.eval.metrics.split(',') if m.strip()]
-    unknown = sorted(set(requested) - set(METRICS))
-    if unknown:
-      raise ConfigError(f'Unknown eval.metrics {unknown}; choose from {METRICS}.')
-    self.metrics = requested
+    metrics = eval_plan.parse_metrics(config.eval.metrics)
     self.mesh = parallel.make_mesh()
     parallel.check_batch_size(config.eval.batch_size, 'eval.batch_size')
     step = None if config.eval.step < 0 else config.eval.step
     self.model, state, self.step = sample_lib.restore_latest(config, workdir, step=step)
-    self.params = {'params': state.ema_params if config.sample.use_ema else state.params}
-    self.out_dir = os.path.join(workdir, 'eval', f'step_{self.step}')
-    os.makedirs(self.out_dir, exist_ok=True)
+    self.specs = pipeline.modality_specs(config.data)
+    self.plan = eval_plan.make_plan(metrics, self.model.modalities, self.specs,
+                                    fid_conditional=bool(config.eval.get('fid_conditional',
+                                                                         True)))
+    for what, why in self.plan.skipped.items():
+      logging.info('Not computed: %s (%s).', what, why)
     self.rep = parallel.replicated(self.mesh)
     self.shard = parallel.batch_sharded(self.mesh)
+    self.params = jax.device_put(
+        {'params': state.ema_params if config.sample.use_ema else state.params}, self.rep)
+    self.kinds = {m.name: m.kind for m in self.model.modalities}
+    self.out_dir = os.path.join(workdir, 'eval', f'step_{self.step}')
+    if eval_tasks.is_lead():
+      os.makedirs(self.out_dir, exist_ok=True)
+    self.store = eval_tasks.TaskStore(self.out_dir)
+    self.num_test = self._num_test()
+    self._classifiers = None
+    self._inception = None
+    self._references = {}
 
   # -------------------------------------------------------------- data
-  def _test_batches(self, names):
-    it = pipeline.make_eval_iterator(
-        self.config.data, split=self.config.eval.split,
-        global_batch_size=self.config.eval.batch_size, num_examples=self.config.eval.num_examples,
-        process_index=jax.process_index(), process_count=jax.process_count())
-    for batch in it:
-      yield {k: batch[k] for k in (*names, 'label', 'valid')}
-
   def _num_test(self) -> int:
     n = self.config.eval.num_examples
     total = pipeline.num_records(self.config.data, self.config.eval.split)
     return total if n <= 0 else min(n, total)
 
-  # -------------------------------------------------------------- generation
-  def _conditional_predictions(self, given, classify):
-    missing = tuple(n for n in self.model.names if n not in given)
-    fn = jax.jit(generate_lib.make_conditional_generate_fn(
-        self.model, self.config.sample, given, names=missing),
-        in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
-    preds = {m: [] for m in missing}
-    labels = []
-    progress = Progress(self._num_test(), f'coherence given {",".join(given)}')
-    for i, batch in enumerate(self._test_batches(given)):
-      inputs = parallel.global_batch({k: batch[k] for k in given}, self.mesh)
-      key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), i)
-      samples = fn(self.params, inputs, key)
-      valid = batch['valid']
-      for m in missing:
-        preds[m].append(self._classes(m, samples[m], classify)[valid])
-      labels.append(batch['label'][valid])
-      progress.update(int(valid.sum()))
-    out = {f'generated_{m}': np.concatenate(p) for m, p in preds.items()}
-    out['true_label'] = np.concatenate(labels)   # (A modality may itself be called 'label'.)
-    return out
+  def _test_batches(self):
+    return pipeline.make_eval_iterator(
+        self.config.data, split=self.config.eval.split,
+        global_batch_size=self.config.eval.batch_size, num_examples=self.config.eval.num_examples,
+        process_index=jax.process_index(), process_count=jax.process_count())
 
-  def _classes(self, name, samples, classify) -> np.ndarray:
-    kind = self.model.modalities[self.model.names.index(name)].kind
-    samples = np.asarray(jax.device_get(samples))
-    if kind == 'label':
-      return samples.astype(np.int64)
-    return np.asarray(np.argmax(classify(name, samples), axis=-1), np.int64)
+  # -------------------------------------------------------------- networks for metrics
+  def classifiers(self):
+    """(classify, infos) of the modalities with coherence parts (label ones need none)."""
+    if self._classifiers is None:
+      directory = self.config.eval.classifier_dir or os.path.join(self.workdir, 'classifiers')
+      classify, infos = classifiers_lib.load_classifiers(directory, sharding=self.rep)
+      needed = [n for n in self.plan.modalities_for('coherence') if self.kinds[n] != 'label']
+      missing = [n for n in needed if n not in infos]
+      if missing:
+        raise classifiers_lib.ClassifierError(
+            f'No classifier for {missing} in {directory}; rerun --mode=train_classifiers.')
+      self._classifiers = (classify, {n: infos[n] for n in needed})
+    return self._classifiers
 
-  def _unconditional_samples(self):
-    """{name: array} of eval.unconditional_num joint samples (images in [-1, 1])."""
-    num, batch = self.config.eval.unconditional_num, self.config.eval.batch_size
-    fn = jax.jit(generate_lib.make_unconditional_generate_fn(
-        self.model, self.config.sample, sample_lib.latent_sampler_for(self.config, self.workdir)),
-        static_argnums=2, out_shardings=self.shard)
-    chunks, progress = [], Progress(num, 'unconditional samples')
-    for i in range(-(-num // batch)):
-      key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 7), i)
-      chunks.append(jax.device_get(fn(self.params, key, batch)))
-      progress.update(batch)
-    return {m: np.concatenate([c[m] for c in chunks])[:num] for m in self.model.names}
+  def inception_variables(self):
+    """Inception-v3 weights (sha256 verified), replicated over the mesh."""
+    if self._inception is None:
+      path = self.config.eval.fid_weights or torchscript_weights.default_inception_path()
+      variables = inception.load_inception_params(path)   # Raises on a hash mismatch.
+      self._inception = (jax.device_put(variables, self.rep), path)
+    return self._inception[0]
 
-  # -------------------------------------------------------------- metrics
-  def coherence(self, unconditional) -> tuple:
-    classifier_dir = self.config.eval.classifier_dir or os.path.join(self.workdir, 'classifiers')
-    classify, infos = classifiers_lib.load_classifiers(classifier_dir)
-    needed = [m.name for m in self.model.modalities if m.kind != 'label']
-    missing = [n for n in needed if n not in infos]
-    if missing:
-      raise classifiers_lib.ClassifierError(
-          f'No classifier for {missing} in {classifier_dir}; rerun --mode=train_classifiers.')
-    predicted, labels = {}, None
-    for given in _proper_subsets(self.model.names):
-      tag = '-'.join(given)
-      result = _cached(os.path.join(self.out_dir, f'coherence_given_{tag}.npz'),
-                       lambda g=given: self._conditional_predictions(g, classify))
-      labels = result.pop('true_label')
-      predicted[given] = {k[len('generated_'):]: v for k, v in result.items()}
-    conditional = coherence_lib.conditional_coherence(predicted, labels)
-    uncond_preds = {m: self._classes(m, unconditional[m], classify) for m in self.model.names}
-    provenance = {n: {'sha256': i.sha256, 'test_accuracy': i.test_accuracy}
-                  for n, i in infos.items() if n in needed}
-    return {'conditional': conditional,
-            'unconditional': coherence_lib.unconditional_coherence(uncond_preds)}, provenance
-
-  def fid(self, unconditional) -> tuple:
-    path = self.config.eval.fid_weights or torchscript_weights.default_inception_path()
-    variables = inception.load_inception_params(path)   # Verifies the sha256.
-    sha = torchscript_weights.INCEPTION_SHA256
-    feature_fn = inception.make_feature_fn(variables)
+  def reference_stats(self, name: str) -> fid_lib.FeatureStats:
+    """Inception statistics of the first num_test test images of `name` (cached on disk)."""
+    if name in self._references:
+      return self._references[name]
+    variables = self.inception_variables()
+    builder = pipeline.prepare_dataset(self.config.data)
+    key = fid_lib.StatsKey(
+        dataset=f'{builder.name}/{builder.builder_config.name}:{name}:n{self.num_test}',
+        split=self.config.eval.split, resolution=int(self.specs[name].shape[0]),
+        preprocessing=inception.PREPROCESSING_TAG,
+        weights_sha256=torchscript_weights.INCEPTION_SHA256)
     cache = fid_lib.FeatureStatsCache(self.config.eval.fid_cache_dir or
                                       os.path.join(self.workdir, 'fid_stats'))
-    builder = pipeline.prepare_dataset(self.config.data)
-    dataset = f'{builder.name}/{builder.builder_config.name}'
-    batch = self.config.eval.batch_size
-    results = {}
-    for m in self.model.modalities:
-      if m.kind != 'image':
-        continue
-      key = fid_lib.StatsKey(dataset=f'{dataset}:{m.name}:n{self._num_test()}',
-                             split=self.config.eval.split, resolution=m.shape[0],
-                             preprocessing=inception.PREPROCESSING_TAG, weights_sha256=sha)
-
-      def reference(name=m.name):
-        progress = Progress(self._num_test(), f'FID reference features {name}')
-        acc = fid_lib.StatsAccumulator()
-        for b in self._test_batches((name,)):
-          acc.update(np.asarray(feature_fn((b[name] + 1.0) / 2.0))[b['valid']])
-          progress.update(int(b['valid'].sum()))
-        return acc.result()
-
-      ref = cache.get_or_compute(key, reference)
-      progress = Progress(len(unconditional[m.name]), f'FID sample features {m.name}')
+    stats = cache.load(key) if eval_tasks.is_lead() else None
+    compute = eval_tasks.lead_decides([stats is None])[0]
+    if compute:
+      progress = Progress(self.num_test, f'FID reference features {name}')
       acc = fid_lib.StatsAccumulator()
-      for start in range(0, len(unconditional[m.name]), batch):
-        images = unconditional[m.name][start:start + batch]
-        acc.update(np.asarray(feature_fn((images + 1.0) / 2.0)))
-        progress.update(len(images))
-      gen = acc.result()
-      results[m.name] = fid_lib.frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)
-    return results, {'weights': path, 'weights_sha256': sha,
-                     'preprocessing': inception.PREPROCESSING_TAG,
-                     'reference': f'{self.config.eval.split}, first {self._num_test()} images',
-                     'generated': f'{self.config.eval.unconditional_num} unconditional samples'}
+      for batch in self._test_batches():
+        images = parallel.global_batch({name: batch[name]}, self.mesh)[name]
+        fetched = eval_tasks.fetch({
+            'features': eval_tasks.inception_features(variables, images),
+            'valid': eval_tasks.host_rows({'valid': batch['valid']}, self.mesh)['valid']})
+        valid = np.asarray(fetched['valid'], bool)
+        acc.update(fetched['features'][valid])
+        progress.update(int(valid.sum()))
+      stats = acc.result()
+      if eval_tasks.is_lead():
+        cache.save(key, stats)
+    self._references[name] = stats
+    return stats
 
+  # -------------------------------------------------------------- one task's pass
+  def _accumulators(self, parts):
+    accs = []
+    for part in parts:
+      if part.metric == 'coherence':
+        accs.append(eval_tasks.CoherenceAccumulator(part, self.classifiers()[0]))
+      elif part.metric == 'fid':
+        reference = self.reference_stats(part.modality)
+        accs.append(eval_tasks.FIDAccumulator(part, self.inception_variables(),
+                                              reference if eval_tasks.is_lead() else None))
+      elif part.metric == 'f1':
+        accs.append(eval_tasks.F1Accumulator(part))
+      elif part.metric == 'caption_nll':
+        accs.append(eval_tasks.CaptionNLLAccumulator(part))
+      else:
+        raise ValueError(f'No accumulator for {part.metric!r}')
+    return accs
+
+  def _conditional_pass(self, given, parts) -> dict:
+    generated = tuple(dict.fromkeys(p.modality for p in parts if p.generates))
+    nll_names = tuple(dict.fromkeys(p.modality for p in parts if not p.generates))
+    truth_fields = tuple(dict.fromkeys(f for p in parts for f in p.truth))
+    accumulators = self._accumulators(parts)
+    step = jax.jit(eval_tasks.make_subset_step(self.model, self.config.sample, given,
+                                               generated, nll_names),
+                   in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
+    base_key = jax.random.PRNGKey(self.config.seed)
+
+    def items():
+      for i, batch in enumerate(self._test_batches()):
+        inputs = parallel.global_batch({k: batch[k] for k in (*given, *nll_names)}, self.mesh)
+        samples, nll = step(self.params, inputs, jax.random.fold_in(base_key, i))
+        host = {'truth': {f: batch[f] for f in truth_fields}, 'valid': batch['valid']}
+        yield samples, nll, eval_tasks.host_rows(host, self.mesh)
+
+    progress = Progress(self.num_test, f'given {",".join(given)}: {len(parts)} metric parts')
+    return eval_tasks.run_pass(items(), accumulators, progress)
+
+  def _unconditional_pass(self, parts) -> dict:
+    num, batch_size = self.config.eval.unconditional_num, self.config.eval.batch_size
+    generate = jax.jit(generate_lib.make_unconditional_generate_fn(
+        self.model, self.config.sample,
+        sample_lib.latent_sampler_for(self.config, self.workdir)),
+        static_argnums=2, out_shardings=self.shard)
+    accumulators = self._accumulators(parts)
+    base_key = jax.random.PRNGKey(self.config.seed + 7)
+
+    def items():
+      for i in range(-(-num // batch_size)):
+        samples = generate(self.params, jax.random.fold_in(base_key, i), batch_size)
+        valid = np.arange(batch_size) < num - i * batch_size
+        yield samples, {}, {'truth': {}, 'valid': valid}
+
+    progress = Progress(num, f'unconditional ({self.config.sample.prior}): {len(parts)} parts')
+    return eval_tasks.run_pass(items(), accumulators, progress)
+
+  # -------------------------------------------------------------- latent gap
+  def latent_gap(self) -> dict:
+    """Prior samples vs full-set posterior samples of the test examples (latent space)."""
+    encode = jax.jit(train_prior.make_encode_fn(self.model, 'sample'),
+                     in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
+    key = jax.random.PRNGKey(self.config.seed + 11)
+    posterior = []
+    for i, batch in enumerate(self._test_batches()):
+      inputs = parallel.global_batch({k: batch[k] for k in self.model.names}, self.mesh)
+      fetched = eval_tasks.fetch({
+          'z': encode(self.params['params'], inputs, jax.random.fold_in(key, i)),
+          'valid': eval_tasks.host_rows({'valid': batch['valid']}, self.mesh)['valid']})
+      posterior.append(fetched['z'][np.asarray(fetched['valid'], bool)])
+    posterior = np.concatenate(posterior)
+    num = int(self.config.eval.unconditional_num)
+    sampler = sample_lib.latent_sampler_for(self.config, self.workdir)
+    prior_key = jax.random.fold_in(key, 10**6)
+    if sampler is None:
+      prior = np.asarray(jax.random.normal(prior_key, (num, self.config.model.latent_dim)))
+    else:
+      prior = eval_tasks.fetch(sampler(prior_key, num))
+    gap = train_prior.latent_gap(posterior, prior)
+    logging.info('Latent gap of the %s prior: %s', self.config.sample.prior, gap)
+    return {**gap, 'num_posterior': int(len(posterior)), 'num_prior': num}
+
+  # -------------------------------------------------------------- fingerprints
+  def _fingerprint(self, part, unconditional: bool) -> dict:
+    s, e = self.config.sample, self.config.eval
+    fp = {'checkpoint_step': self.step, 'ema': bool(s.use_ema), 'seed': int(self.config.seed),
+          'batch_size': int(e.batch_size)}
+    if part.generates:
+      fp['sampler'] = (s.sampler, int(s.steps), float(s.eta))
+    if unconditional:
+      fp['num'] = int(e.unconditional_num)
+      fp['prior'] = s.prior
+      if s.prior == 'sde':
+        p = self.config.prior
+        fp['prior_sampler'] = (p.sampler, int(p.sampler_steps), float(p.snr))
+    else:
+      fp['split'], fp['num_examples'] = e.split, self.num_test
+    if part.metric == 'coherence' and part.kind != 'label':
+      fp['classifier_sha256'] = self.classifiers()[1][part.modality].sha256
+    if part.metric == 'fid':
+      fp['inception_sha256'] = torchscript_weights.INCEPTION_SHA256
+      fp['reference'] = (e.split, self.num_test)
+    return fp
+
+  # -------------------------------------------------------------- run
   def run(self) -> dict:
-    unconditional = _cached(
-        os.path.join(self.out_dir, f'unconditional_samples_{self.config.sample.prior}.npz'),
-        self._unconditional_samples)
-    results, provenance = {}, self._provenance()
-    if 'coherence' in self.metrics:
-      results['coherence'], provenance['classifiers'] = self.coherence(unconditional)
-    if 'fid' in self.metrics:
-      results['fid'], provenance['fid'] = self.fid(unconditional)
-    record = {'results': results, 'provenance': provenance}
-    path = os.path.join(self.out_dir, f'metrics_{self.config.sample.prior}.json')
-    with open(path + '.tmp', 'w') as f:
-      json.dump(record, f, indent=2, sort_keys=True)
-    os.replace(path + '.tmp', path)
-    self._write_scalars(results)
-    logging.info('Evaluation of step %d written to %s', self.step, path)
-    return record
+    plan = self.plan
+    tasks = len(plan.conditional) + bool(plan.unconditional)
+    conditional = {}
+    for k, (given, parts) in enumerate(plan.conditional.items()):
+      logging.info('Evaluation task %d/%d: given %s.', k + 1, tasks, ','.join(given))
+      conditional[given] = self.store.run(
+          f'given_{subset_tag(given)}', parts,
+          {p.key: self._fingerprint(p, False) for p in parts},
+          lambda todo, g=given: self._conditional_pass(g, todo))
+    unconditional = {}
+    if plan.unconditional:
+      logging.info('Evaluation task %d/%d: unconditional (%s prior).', tasks, tasks,
+                   self.config.sample.prior)
+      unconditional = self.store.run(
+          f'unconditional_{self.config.sample.prior}', plan.unconditional,
+          {p.key: self._fingerprint(p, True) for p in plan.unconditional},
+          self._unconditional_pass)
+    results = self._figures(conditional, unconditional)
+    if self.config.eval.get('latent_gap', True):
+      results['latent_gap'] = self.latent_gap()
+    record = {'results': results,
+              'provenance': self._provenance(), 'skipped': dict(plan.skipped)}
+    if eval_tasks.is_lead():
+      path = os.path.join(self.out_dir, f'metrics_{self.config.sample.prior}.json')
+      with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+      os.replace(path + '.tmp', path)
+      logging.info('Evaluation of step %d written to %s', self.step, path)
+    self._write_scalars(record['results'])
+    return json.loads(json.dumps(record))   # The JSON's own view (string keys).
+
+  def _figures(self, conditional: dict, unconditional: dict) -> dict:
+    """Task arrays -> the reported figures, per metric (see the module docstring)."""
+    results = {}
+    plan = self.plan
+
+    def table(metric, value_of):
+      values = {}
+      for given, parts in plan.conditional.items():
+        row = {p.modality: value_of(conditional[given], p.key) for p in parts
+               if p.metric == metric}
+        if row:
+          values[given] = row
+      return coherence_lib.subset_averages(values) if values else None
+
+    if plan.computes('coherence'):
+      def accuracy(arrays, key):
+        return float(np.mean(arrays[f'{key}/pred'] == arrays[f'{key}/true_label']))
+      coherence = {'conditional': table('coherence', accuracy)}
+      preds = {p.modality: unconditional[f'{p.key}/pred'] for p in plan.unconditional
+               if p.metric == 'coherence'}
+      if preds:
+        coherence['unconditional'] = coherence_lib.unconditional_coherence(preds)
+      results['coherence'] = coherence
+    if plan.computes('fid'):
+      fid = {'conditional': table('fid', lambda a, k: float(a[f'{k}/fid']))}
+      fid['unconditional'] = {p.modality: float(unconditional[f'{p.key}/fid'])
+                              for p in plan.unconditional if p.metric == 'fid'}
+      results['fid'] = fid
+    if plan.computes('f1'):
+      results['f1'] = table('f1', lambda a, k: float(np.mean(a[f'{k}/scores'])))
+    if plan.computes('caption_nll'):
+      results['caption_nll'] = {
+          'nll_per_token': table(
+              'caption_nll', lambda a, k: eval_tasks.caption_figures(a, k)['nll_per_token']),
+          'perplexity': table(
+              'caption_nll', lambda a, k: eval_tasks.caption_figures(a, k)['perplexity'])}
+    return results
 
   def _provenance(self) -> dict:
     builder = pipeline.prepare_dataset(self.config.data)
     s = self.config.sample
-    return {
+    prov = {
         'dataset': f'{builder.name}/{builder.builder_config.name}',
-        'split': self.config.eval.split, 'num_examples': self._num_test(),
+        'split': self.config.eval.split, 'num_examples': self.num_test,
         'unconditional_num': self.config.eval.unconditional_num,
         'sampler': s.sampler, 'sampler_steps': s.steps if s.sampler == 'ddim' else None,
         'eta': s.eta, 'ema': s.use_ema, 'prior': s.prior,
         'preprocessing': 'images scaled to [-1, 1] for the model, [0, 1] for Inception',
         'checkpoint_step': self.step, 'seed': self.config.seed,
         'modalities': [(m.name, m.decoder) for m in self.model.modalities],
+        'metrics': list(self.plan.metrics),
     }
+    if s.prior == 'sde':
+      p = self.config.prior
+      prov['prior_sampler'] = {'sampler': p.sampler, 'steps': p.sampler_steps, 'snr': p.snr,
+                               'sde': p.sde}
+    if self.plan.computes('coherence'):
+      prov['classifiers'] = {n: {'sha256': i.sha256, 'test_accuracy': i.test_accuracy}
+                             for n, i in self.classifiers()[1].items()}
+    if self.plan.computes('fid'):
+      prov['fid'] = {'weights': self._inception[1] if self._inception else None,
+                     'weights_sha256': torchscript_weights.INCEPTION_SHA256,
+                     'preprocessing': inception.PREPROCESSING_TAG,
+                     'reference': f'{self.config.eval.split}, first {self.num_test} images',
+                     'generated': (f'conditional: one sample per test example per subset; '
+                                   f'unconditional: {self.config.eval.unconditional_num} '
+                                   'joint samples')}
+    if self.plan.computes('f1'):
+      prov['f1'] = {'threshold': 0.5, 'average': 'per example, then mean over examples'}
+    return prov
 
   def _write_scalars(self, results: dict) -> None:
     writer = metric_writers.create_default_writer(
-        os.path.join(self.workdir, 'eval'), just_logging=jax.process_index() > 0)
+        os.path.join(self.workdir, 'eval'), just_logging=not eval_tasks.is_lead())
     scalars = {}
-    coherence = results.get('coherence')
-    if coherence:
-      for k, v in coherence['conditional']['by_num_given'].items():
-        scalars[f'coherence/given_{k}'] = v
-      scalars['coherence/unconditional'] = coherence['unconditional']
-    for name, value in results.get('fid', {}).items():
-      scalars[f'fid/{name}'] = value
+
+    def by_size(prefix, averaged):
+      for k, v in (averaged or {}).get('by_num_given', {}).items():
+        scalars[f'{prefix}/given_{k}'] = v
+
+    if 'coherence' in results:
+      by_size('coherence', results['coherence']['conditional'])
+      if 'unconditional' in results['coherence']:
+        scalars['coherence/unconditional'] = results['coherence']['unconditional']
+    if 'fid' in results:
+      by_size('fid', results['fid']['conditional'])
+      for name, value in results['fid']['unconditional'].items():
+        scalars[f'fid/unconditional_{name}'] = value
+    if 'f1' in results:
+      by_size('f1', results['f1'])
+    if 'caption_nll' in results:
+      by_size('caption_nll_per_token', results['caption_nll']['nll_per_token'])
+    if 'latent_gap' in results:
+      scalars['latent_gap/frechet'] = results['latent_gap']['frechet']
+      scalars['latent_gap/mmd2'] = results['latent_gap']['mmd2']
     writer.write_scalars(self.step, scalars)
     writer.flush()
 
 
 def evaluate(config, workdir: str) -> dict:
-  """Evaluates the checkpoint ``eval.step`` (latest if -1) of `workdir`; returns the record."""
+  """Evaluates checkpoint ``eval.step`` (latest if -1) of `workdir`.
+
+  Args:
+    config: the run's config (its eval, sample and prior sections choose what to compute).
+    workdir: the training workdir.
+
+  Returns:
+    {'results': {metric: figures}, 'provenance': {...}, 'skipped': {what: why}}, as written
+    to <workdir>/eval/step_<step>/metrics_<sample.prior>.json.
+
+  Raises:
+    ConfigError: unknown or inapplicable eval.metrics.
+    CheckpointError: no checkpoint (or not the requested step).
+    ClassifierError: coherence without trained classifiers.
+    InceptionWeightsError: FID without the verified Inception weights.
+  """
   return Evaluator(config, workdir).run()

@@ -5,8 +5,8 @@
       --config.sample.given=m0,m1
 
 Modes: train (default; resumes from the workdir); sample (conditional and
-unconditional grids from the latest checkpoint); eval (coherence and FID of a
-checkpoint, see evaluate.py); train_classifiers (the digit classifiers coherence
+unconditional grids from the latest checkpoint); eval (coherence, FID, F1, caption
+NLL and the latent gap of a checkpoint, see evaluate.py); train_classifiers (the digit classifiers coherence
 uses); train_prior (the latent score-based prior, a second stage). Any config
 value can be overridden with --config.<section>.<key>=<value>.
 """

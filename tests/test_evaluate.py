@@ -39,6 +39,9 @@ def test_coherence_eval_writes_provenance_and_resumes(trained):
   conditional = record['results']['coherence']['conditional']
   assert set(conditional['by_num_given']) == {1} or set(conditional['by_num_given']) == {'1'}
   assert 0.0 <= record['results']['coherence']['unconditional'] <= 1.0
+  gap = record['results']['latent_gap']
+  assert gap['num_posterior'] == 8 and gap['num_prior'] == 6
+  assert gap['frechet'] > 0 and np.isfinite(gap['mmd2'])
   prov = record['provenance']
   for key in ('dataset', 'split', 'num_examples', 'sampler', 'sampler_steps', 'checkpoint_step',
               'seed', 'classifiers', 'preprocessing', 'ema'):
@@ -47,9 +50,14 @@ def test_coherence_eval_writes_provenance_and_resumes(trained):
   assert len(prov['classifiers']['m0']['sha256']) == 64
   out_dir = os.path.join(workdir, 'eval', 'step_2')
   with open(os.path.join(out_dir, 'metrics_gaussian.json')) as f:
-    assert json.load(f) == json.loads(json.dumps(record))
+    assert json.load(f) == record
+  # The figure is the accuracy of the stored predictions against the stored labels.
+  with np.load(os.path.join(out_dir, 'given_m0.npz')) as z:
+    pred, true = z['coherence:label/pred'], z['coherence:label/true_label']
+  assert pred.shape == (8,) and true.shape == (8,)
+  assert conditional['per_subset']['m0']['label'] == pytest.approx(np.mean(pred == true))
   # Resumption: finished tasks are read back, not recomputed.
-  task = os.path.join(out_dir, 'coherence_given_m0.npz')
+  task = os.path.join(out_dir, 'given_m0.npz')
   before = os.path.getmtime(task)
   again = evaluate.evaluate(config, workdir)
   assert os.path.getmtime(task) == before
@@ -64,9 +72,30 @@ def test_fid_eval(trained):
     torchscript_weights.default_inception_path()
   except torchscript_weights.InceptionWeightsError as e:
     pytest.skip(f'FID weights package not installed: {e}')
+  config.eval.unconditional_num = 4
   record = evaluate.evaluate(config, workdir)
-  assert np.isfinite(record['results']['fid']['m0']) and record['results']['fid']['m0'] > 0
+  fid = record['results']['fid']
+  assert np.isfinite(fid['unconditional']['m0']) and fid['unconditional']['m0'] > 0
+  # m0 generated given the label, on the same 8 test examples as the reference.
+  assert fid['conditional']['per_subset']['label']['m0'] > 0
   assert record['provenance']['fid']['weights_sha256'] == torchscript_weights.INCEPTION_SHA256
+  # Coherence parts computed earlier in the same task file are kept beside the FID part.
+  with np.load(os.path.join(workdir, 'eval', 'step_2', 'given_label.npz')) as z:
+    assert 'fid:m0/mu' in z.files and 'fid:m0/sigma_triu' in z.files
+
+
+def test_changed_setting_recomputes_only_that_part(trained):
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.eval.metrics = 'coherence'
+  evaluate.evaluate(config, workdir)
+  task = os.path.join(workdir, 'eval', 'step_2', 'unconditional_gaussian.npz')
+  before = np.load(task)['coherence:m0/pred']
+  config.eval.unconditional_num = 3        # A different sample set: recomputed.
+  record = evaluate.evaluate(config, workdir)
+  after = np.load(task)['coherence:m0/pred']
+  assert before.shape == (6,) and after.shape == (3,)
+  assert record['provenance']['unconditional_num'] == 3
 
 
 def test_eval_errors(trained, tmp_path):
@@ -74,6 +103,9 @@ def test_eval_errors(trained, tmp_path):
   config = config.copy_and_resolve_references()
   config.eval.metrics = 'coherence,bleu'
   with pytest.raises(ConfigError, match='bleu'):
+    evaluate.evaluate(config, workdir)
+  config.eval.metrics = 'f1'   # No mask or attributes in this model.
+  with pytest.raises(ConfigError, match='mask or attributes'):
     evaluate.evaluate(config, workdir)
   config.eval.metrics = 'coherence'
   config.eval.classifier_dir = str(tmp_path / 'none')
@@ -89,3 +121,46 @@ def test_eval_errors(trained, tmp_path):
     evaluate.evaluate(config, workdir)
   with pytest.raises(CheckpointError, match='train first'):
     evaluate.evaluate(config, str(tmp_path / 'empty'))
+
+
+@pytest.fixture(scope='module')
+def trained_mixed(tmp_path_factory, tiny_data_dir):
+  """A tiny VAE over (m0, caption, mask, attributes) trained 2 steps."""
+  from configs import test_tiny
+  config = test_tiny.get_config()
+  config.data.data_dir = tiny_data_dir
+  config.data.modalities = 'm0,caption,mask,attributes'
+  config.train.num_steps = 2
+  config.eval.num_examples = 6
+  config.eval.batch_size = 4
+  config.eval.unconditional_num = 4
+  workdir = str(tmp_path_factory.mktemp('eval_mixed'))
+  train.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+def test_f1_and_caption_nll_eval(trained_mixed):
+  config, workdir = trained_mixed
+  config = config.copy_and_resolve_references()
+  config.eval.metrics = 'f1,caption_nll'
+  record = evaluate.evaluate(config, workdir)
+  f1 = record['results']['f1']
+  # The proper subsets lacking the mask or the attributes generate them: 14 proper subsets
+  # of 4 modalities, less the 3 holding both ({mask, attributes}, with m0, with caption).
+  assert len(f1['per_subset']) == 11 and 'mask,attributes' not in f1['per_subset']
+  assert set(f1['per_subset']['m0']) == {'mask', 'attributes', 'mean'}
+  assert set(f1['by_num_given']) == {'1', '2', '3'}
+  assert all(0.0 <= v <= 1.0 for v in f1['by_num_given'].values())
+  out_dir = os.path.join(workdir, 'eval', 'step_2')
+  with np.load(os.path.join(out_dir, 'given_m0.npz')) as z:
+    scores = z['f1:mask/scores']
+    nll, tokens = z['caption_nll:caption/nll'], z['caption_nll:caption/tokens']
+  assert scores.shape == (6,)
+  assert f1['per_subset']['m0']['mask'] == pytest.approx(scores.mean())
+  per_token = record['results']['caption_nll']['nll_per_token']['per_subset']['m0']['caption']
+  assert per_token == pytest.approx(nll.sum() / tokens.sum())
+  assert np.all(tokens >= 2)   # A synthetic caption has at least one word and <eos>.
+  # An untrained caption decoder is near uniform: per-token NLL about log(vocabulary size).
+  vocab = evaluate.pipeline.load_vocabulary(config.data)
+  assert 0.5 * np.log(vocab.size) < per_token < 2.0 * np.log(vocab.size)
+  assert 'coherence' not in record['results'] and record['skipped'] == {}

@@ -1,0 +1,390 @@
+"""Evaluation passes: one generation pass per task, every metric part from the same samples.
+
+evaluate.py decides what to compute (eval_plan.Plan); this module runs a task's pass over
+batches, keeps per-part accumulators, stores what each part needs (never images) and makes
+the task files resumable part by part.
+
+A pass (``run_pass``) is pipelined: the device work of batch i (generation, classifier,
+Inception) is dispatched before the host fetches and scores batch i - 1, so host work
+(F1, feature statistics) overlaps generation.
+
+What a part stores in its task file (keys '<part key>/<field>', part key 'metric:modality'):
+
+  coherence:m   pred int64 (N,) class of the generated m (classifier argmax; the argmax
+                label for label modalities), true_label int64 (N,)
+  fid:m         mu float64 (2048,), sigma_triu float64 (2048 * 2049 / 2,) (the upper
+                triangle of the covariance, exact and half the size), n, and fid (the
+                distance to the reference statistics, computed once: a 2048-d sqrtm costs
+                seconds to a minute on a CPU)
+  f1:m          scores float64 (N,) per-example F1 (metrics/f1.py)
+  caption_nll:m nll float64 (N,) -log p(true caption | z = PoE mean of S) summed over its
+                non-<pad> tokens (<eos> included), tokens int64 (N,) their count
+
+Each task file also holds 'meta', a JSON {part key: fingerprint}: the settings the part
+was computed with (split, examples, batch size, seed, sampler, EMA, classifier and
+Inception hashes, ...). A part is reused only when its fingerprint is unchanged; the other
+requested parts are computed in one pass and merged into the file (same keys, so the same
+samples), so adding a metric later costs one pass, and changing a setting never reuses a
+stale number. Cost on disk: ~17 MB per conditional FID part (2048 x 2048 float64 upper
+triangle), e.g. ~1.3 GB per evaluated step for 5-modality PolyMNIST (75 parts).
+
+Multi-host: every process runs every pass (generation and networks are sharded over all
+devices); small per-batch results are gathered with ``multihost_utils.process_allgather``
+(``fetch``), so every process sees the global batch; only process 0 (``is_lead``) reads
+and writes task files and caches, and broadcasts its decisions (which parts to compute) so
+every process runs the same collectives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+
+from diffmvae_jax import parallel
+from diffmvae_jax.data import text as text_lib
+from diffmvae_jax.eval_plan import Part
+from diffmvae_jax.metrics import f1 as f1_lib
+from diffmvae_jax.metrics import fid as fid_lib
+from diffmvae_jax.metrics import inception
+from diffmvae_jax.models import decoders as decoders_lib
+from diffmvae_jax.models import fusion
+from diffmvae_jax.models.diffmvae import DiffMVAE
+
+
+class Progress:
+  """Logs done/total, rate and ETA at most every `every_secs`."""
+
+  def __init__(self, total: int, what: str, every_secs: float = 30.0):
+    self.total, self.what, self.every = total, what, every_secs
+    self.done, self.start, self.last = 0, time.time(), 0.0
+
+  def update(self, n: int) -> None:
+    self.done += n
+    now = time.time()
+    if now - self.last >= self.every or self.done >= self.total:
+      rate = self.done / max(now - self.start, 1e-9)
+      eta = (self.total - self.done) / max(rate, 1e-9)
+      logging.info('%s: %d/%d (%.1f/s, ETA %.0f s)', self.what, self.done, self.total, rate, eta)
+      self.last = now
+
+
+# ------------------------------------------------------------------ multi-host helpers
+def is_lead() -> bool:
+  """Process 0: the one that reads and writes files."""
+  return jax.process_index() == 0
+
+
+def multi_process() -> bool:
+  return jax.process_count() > 1
+
+
+def fetch(tree):
+  """Device values -> numpy on every process.
+
+  Global arrays that span several processes are all-gathered (their full value); other
+  jax arrays are fetched; numpy leaves are returned as they are (they must already hold
+  the global value, the same on every process).
+  """
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(get, tree)
+
+
+def lead_decides(flags) -> np.ndarray:
+  """Process 0's bool array `flags`, the same on every process."""
+  flags = np.asarray(flags, bool)
+  if not multi_process():
+    return flags
+  return np.asarray(multihost_utils.broadcast_one_to_all(flags), bool)
+
+
+def host_rows(tree: dict, mesh) -> dict:
+  """A process's rows of a batch in the form `fetch` turns into the global batch."""
+  return parallel.global_batch(tree, mesh) if multi_process() else tree
+
+
+# ------------------------------------------------------------------ device functions
+@jax.jit
+def inception_features(variables, images):
+  """Images (B, H, W, 1|3) in [-1, 1] -> pool3 features (B, 2048) (the FID features)."""
+  return inception.InceptionV3().apply(variables, inception.preprocess((images + 1.0) / 2.0))
+
+
+@jax.jit
+def _argmax(logits):
+  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+def make_subset_step(model, sample_config, given, generate_names, nll_names):
+  """step(params, inputs, key) -> (samples, nll) for the given subset `given`.
+
+  samples: {m: generated m} for m in generate_names (generate.make_conditional_generate_fn:
+  z ~ q_S, then every decoder; the same key gives the same samples whichever names are
+  decoded). nll: {m: (nll (B,), tokens (B,))} for the caption modalities m in nll_names:
+  -log p(inputs[m] | z = mean of the PoE of S) summed over non-<pad> tokens, and their count.
+  """
+  from diffmvae_jax import generate as generate_lib  # pylint: disable=g-import-not-at-top
+  given = tuple(given)
+  generate = (generate_lib.make_conditional_generate_fn(model, sample_config, given,
+                                                        names=tuple(generate_names))
+              if generate_names else None)
+  use_prior_expert = model.model_config.use_prior_expert
+
+  def step(params, inputs, key):
+    samples = generate(params, inputs, key) if generate is not None else {}
+    nll = {}
+    if nll_names:
+      mu, logvar = model.apply(params, inputs, given, method=DiffMVAE.encode)
+      z, _ = fusion.product_of_experts(mu, logvar, jnp.ones((len(given),), bool),
+                                       use_prior_expert)
+      for name in nll_names:
+        logits = model.apply(params, name, z, method=DiffMVAE.decode_feedforward)
+        tokens = inputs[name]
+        nll[name] = (decoders_lib.caption_nll(logits, tokens, text_lib.PAD_ID),
+                     jnp.sum(tokens != text_lib.PAD_ID, axis=-1).astype(jnp.int32))
+    return samples, nll
+
+  return step
+
+
+# ------------------------------------------------------------------ accumulators
+class Accumulator:
+  """One part's running state: device(samples, nll) -> what to fetch; host(...) scores it."""
+
+  def __init__(self, part: Part):
+    self.part = part
+
+  def device(self, samples: dict, nll: dict):
+    raise NotImplementedError
+
+  def host(self, fetched, truth: dict, valid: np.ndarray) -> None:
+    raise NotImplementedError
+
+  def arrays(self) -> dict:
+    """{'<part key>/<field>': array} to store."""
+    raise NotImplementedError
+
+  def _named(self, **fields) -> dict:
+    return {f'{self.part.key}/{k}': np.asarray(v) for k, v in fields.items()}
+
+
+class CoherenceAccumulator(Accumulator):
+  """Classes of the generated modality (classifier argmax, or the generated label)."""
+
+  def __init__(self, part, classify):
+    super().__init__(part)
+    self.classify = classify
+    self.pred, self.true = [], []
+
+  def device(self, samples, nll):
+    x = samples[self.part.modality]
+    return x if self.part.kind == 'label' else _argmax(self.classify(self.part.modality, x))
+
+  def host(self, fetched, truth, valid):
+    self.pred.append(np.asarray(fetched, np.int64)[valid])
+    if 'label' in truth:
+      self.true.append(np.asarray(truth['label'], np.int64)[valid])
+
+  def arrays(self):
+    out = self._named(pred=np.concatenate(self.pred))
+    if self.true:
+      out.update(self._named(true_label=np.concatenate(self.true)))
+    return out
+
+
+class FIDAccumulator(Accumulator):
+  """Streaming Inception statistics of the generated images; FID against `reference`."""
+
+  def __init__(self, part, variables, reference):
+    super().__init__(part)
+    self.variables, self.reference = variables, reference
+    self.stats = fid_lib.StatsAccumulator()
+
+  def device(self, samples, nll):
+    return inception_features(self.variables, samples[self.part.modality])
+
+  def host(self, fetched, truth, valid):
+    self.stats.update(np.asarray(fetched)[valid])
+
+  def arrays(self):
+    stats = self.stats.result()
+    out = self._named(mu=stats.mu, sigma_triu=pack_symmetric(stats.sigma), n=stats.n)
+    if self.reference is not None:   # None on processes other than 0: nothing to report.
+      out.update(self._named(fid=fid_lib.frechet_distance(
+          stats.mu, stats.sigma, self.reference.mu, self.reference.sigma)))
+    return out
+
+
+class F1Accumulator(Accumulator):
+  """Per-example F1 of the generated mask / attributes against the true ones."""
+
+  def __init__(self, part):
+    super().__init__(part)
+    self.acc = f1_lib.F1Accumulator()
+
+  def device(self, samples, nll):
+    return samples[self.part.modality]
+
+  def host(self, fetched, truth, valid):
+    self.acc.update(fetched, truth[self.part.modality], valid=valid)
+
+  def arrays(self):
+    return self._named(scores=self.acc.scores)
+
+
+class CaptionNLLAccumulator(Accumulator):
+  """-log p(true caption | PoE mean) per example and its token count."""
+
+  def __init__(self, part):
+    super().__init__(part)
+    self.nll, self.tokens = [], []
+
+  def device(self, samples, nll):
+    return nll[self.part.modality]
+
+  def host(self, fetched, truth, valid):
+    nll, tokens = fetched
+    self.nll.append(np.asarray(nll, np.float64)[valid])
+    self.tokens.append(np.asarray(tokens, np.int64)[valid])
+
+  def arrays(self):
+    return self._named(nll=np.concatenate(self.nll), tokens=np.concatenate(self.tokens))
+
+
+def run_pass(items, accumulators, progress: Progress) -> dict:
+  """Feeds every batch of `items` to every accumulator; returns their arrays.
+
+  Args:
+    items: iterable of (samples, nll, host) per batch, the device work already dispatched:
+      samples / nll as the accumulators' device() take them; host = {'truth': {field:
+      (B, ...)}, 'valid': bool (B,)} in `fetch`able form (host_rows).
+    accumulators: the task's Accumulators.
+    progress: counts valid examples.
+  """
+  def collect(pending):
+    fetched = fetch(pending)
+    valid = np.asarray(fetched['host']['valid'], bool)
+    for acc in accumulators:
+      acc.host(fetched['parts'][acc.part.key], fetched['host']['truth'], valid)
+    progress.update(int(valid.sum()))
+
+  pending = None
+  for samples, nll, host in items:
+    current = {'parts': {a.part.key: a.device(samples, nll) for a in accumulators},
+               'host': host}
+    if pending is not None:
+      collect(pending)   # Batch i - 1, while the device works on batch i.
+    pending = current
+  if pending is not None:
+    collect(pending)
+  out = {}
+  for acc in accumulators:
+    out.update(acc.arrays())
+  return out
+
+
+# ------------------------------------------------------------------ stored arrays -> figures
+def pack_symmetric(matrix) -> np.ndarray:
+  """The upper triangle (row-major) of a symmetric (D, D) matrix, (D (D + 1) / 2,)."""
+  matrix = np.asarray(matrix)
+  return matrix[np.triu_indices(matrix.shape[0])]
+
+
+def unpack_symmetric(packed) -> np.ndarray:
+  packed = np.asarray(packed)
+  d = int(round((math.sqrt(8 * packed.size + 1) - 1) / 2))
+  out = np.zeros((d, d), packed.dtype)
+  rows, cols = np.triu_indices(d)
+  out[rows, cols] = packed
+  out[cols, rows] = packed
+  return out
+
+
+def feature_stats(arrays: dict, key: str) -> fid_lib.FeatureStats:
+  return fid_lib.FeatureStats(arrays[f'{key}/mu'], unpack_symmetric(arrays[f'{key}/sigma_triu']),
+                              int(arrays[f'{key}/n']))
+
+
+def caption_figures(arrays: dict, key: str) -> dict:
+  """Per-token NLL (total NLL / total tokens), perplexity, NLL per caption, counts."""
+  nll, tokens = arrays[f'{key}/nll'], arrays[f'{key}/tokens']
+  per_token = float(nll.sum() / max(int(tokens.sum()), 1))
+  return {'nll_per_token': per_token, 'perplexity': float(math.exp(per_token)),
+          'nll_per_caption': float(nll.mean()), 'num_tokens': int(tokens.sum()),
+          'num_examples': int(nll.size)}
+
+
+# ------------------------------------------------------------------ task files
+def part_of(array_name: str) -> str:
+  return array_name.split('/', 1)[0]
+
+
+def _canonical(fingerprint) -> str:
+  return json.dumps(fingerprint, sort_keys=True, default=str)
+
+
+class TaskStore:
+  """Task files <directory>/<name>.npz: per-part arrays + 'meta' fingerprints; resumable."""
+
+  def __init__(self, directory: str):
+    self.directory = directory
+
+  def path(self, name: str) -> str:
+    return os.path.join(self.directory, f'{name}.npz')
+
+  def _load(self, name: str):
+    path = self.path(name)
+    if not os.path.exists(path):
+      return {}, {}
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop('meta', '{}')))
+    return arrays, meta
+
+  def run(self, name: str, parts, fingerprints: dict, compute) -> dict:
+    """Arrays of `parts`, computing (one `compute(todo_parts)` call) what is not stored.
+
+    Args:
+      name: task file name without .npz.
+      parts: the requested eval_plan.Parts.
+      fingerprints: part key -> JSON-able settings the part depends on.
+      compute: list of Parts -> {array name: array} for exactly those parts.
+
+    Returns:
+      {array name: array} of the requested parts (on process 0; other processes get only
+      what they computed in this call).
+    """
+    arrays, meta = self._load(name) if is_lead() else ({}, {})
+    stale = [meta.get(p.key) != _canonical(fingerprints[p.key]) for p in parts]
+    stale = lead_decides(stale)
+    todo = [p for p, s in zip(parts, stale) if s]
+    if todo:
+      reused = [p.key for p, s in zip(parts, stale) if not s]
+      logging.info('Task %s: computing %s%s.', name, ', '.join(p.key for p in todo),
+                   f' (reusing {", ".join(reused)})' if reused else '')
+      new = compute(todo)
+      keys = {p.key for p in todo}
+      arrays = {k: v for k, v in arrays.items() if part_of(k) not in keys}
+      arrays.update(new)
+      meta = {k: v for k, v in meta.items() if k not in keys}
+      meta.update({p.key: _canonical(fingerprints[p.key]) for p in todo})
+      if is_lead():
+        path = self.path(name)
+        tmp = path + '.tmp.npz'
+        np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+        os.replace(tmp, path)
+    else:
+      logging.info('Task %s: every part already computed (%s).', name,
+                   ', '.join(p.key for p in parts))
+    wanted = {p.key for p in parts}
+    return {k: v for k, v in arrays.items() if part_of(k) in wanted}
