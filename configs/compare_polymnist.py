@@ -21,6 +21,10 @@ beta = 1 then acts as a strongly over-weighted KL and the posterior collapses (K
 after 1500 steps, coherence at chance). beta = 0.1 keeps ~20 nats in z. The MoPoE arm
 uses the published PolyMNIST beta of 2.5 with its fixed-scale Laplace likelihood.
 
+All of it, classifiers and the latent prior included, for one seed:
+
+  bash launch/compare_polymnist.sh          # SEEDS="0 1" for two seeds
+
 Cost on a 2-core CPU: diffusion arm ~0.25 s/step alone (~25 min for 6000 steps), MoPoE
 arm ~0.1 s/step; evaluation with the settings below ~15 min (diffusion, DDIM-50) and ~5 min
 (MoPoE), dominated by DDIM sampling and Inception features.
@@ -47,5 +51,11 @@ def get_config(arm: str = 'diffusion'):
   ev.num_examples = 250
   ev.unconditional_num = 250
   ev.batch_size = 125
+  ev.fid_conditional = False        # CPU budget: unconditional FID per modality only.
   config.sample.steps = 50
+  # The latent SDE prior (--mode=train_prior) over the 32-d latents: a smaller score net
+  # and fewer steps than the default (about 3 minutes on 2 cores).
+  p = config.prior
+  p.width, p.depth = 256, 3
+  p.num_steps, p.warmup_steps, p.checkpoint_every = 5000, 200, 1000
   return config

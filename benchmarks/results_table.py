@@ -1,0 +1,99 @@
+"""Prints README's results table from the evaluation JSON files of launch/compare_polymnist.sh.
+
+  python benchmarks/results_table.py --out=runs/compare
+
+Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>.json (the latest step of each
+workdir), groups them by (arm, prior), and prints one markdown row per group: conditional
+coherence by number of given modalities, unconditional coherence, unconditional FID per
+image modality and the latent gap, as mean ± std over seeds (std omitted for one seed),
+with N and the sampler. Also copies each JSON to results/compare_polymnist/ when --copy_to
+is given, so the raw figures can live in the repository.
+"""
+
+import collections
+import glob
+import json
+import os
+import re
+import shutil
+
+from absl import app
+from absl import flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('out', 'runs/compare', 'Output folder of launch/compare_polymnist.sh.')
+flags.DEFINE_string('copy_to', '', 'Copy the metric JSON files here (e.g. results/compare_polymnist).')
+
+
+def latest_metrics(workdir: str) -> dict:
+  """prior -> path of metrics_<prior>.json of the latest evaluated step of `workdir`."""
+  steps = []
+  for path in glob.glob(os.path.join(workdir, 'eval', 'step_*')):
+    match = re.fullmatch(r'step_(\d+)', os.path.basename(path))
+    if match:
+      steps.append(int(match.group(1)))
+  if not steps:
+    return {}
+  step_dir = os.path.join(workdir, 'eval', f'step_{max(steps)}')
+  return {os.path.basename(p)[len('metrics_'):-len('.json')]: p
+          for p in sorted(glob.glob(os.path.join(step_dir, 'metrics_*.json')))}
+
+
+def fmt(values, scale: float = 1.0, digits: int = 1) -> str:
+  values = [scale * v for v in values if v is not None]
+  if not values:
+    return '–'
+  if len(values) == 1:
+    return f'{values[0]:.{digits}f}'
+  return f'{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}'
+
+
+def main(argv):
+  del argv
+  groups = collections.defaultdict(list)
+  for workdir in sorted(glob.glob(os.path.join(FLAGS.out, '*_s*'))):
+    match = re.fullmatch(r'(.+)_s(\d+)', os.path.basename(workdir))
+    if not match:
+      continue
+    for prior, path in latest_metrics(workdir).items():
+      with open(path) as f:
+        record = json.load(f)
+      groups[(match.group(1), prior)].append((int(match.group(2)), record))
+      if FLAGS.copy_to:
+        os.makedirs(FLAGS.copy_to, exist_ok=True)
+        shutil.copy(path, os.path.join(FLAGS.copy_to,
+                                       f'{os.path.basename(workdir)}_{os.path.basename(path)}'))
+  if not groups:
+    raise SystemExit(f'No metrics_*.json under {FLAGS.out}/*_s*/eval/: run the evaluations first.')
+  sizes = sorted({k for runs in groups.values() for _, r in runs
+                  for k in r['results'].get('coherence', {}).get('conditional', {})
+                  .get('by_num_given', {})}, key=int)
+  images = sorted({m for runs in groups.values() for _, r in runs
+                   for m in r['results'].get('fid', {}).get('unconditional', {})})
+  header = (['model', 'z prior', 'seeds'] + [f'coherence given {k} (%)' for k in sizes] +
+            ['uncond. coherence (%)'] + [f'FID {m}' for m in images] +
+            ['latent FD', 'latent MMD²'])
+  print('| ' + ' | '.join(header) + ' |')
+  print('|' + '---|' * len(header))
+  for (arm, prior), runs in sorted(groups.items()):
+    results = [r['results'] for _, r in runs]
+    coh = [r.get('coherence', {}) for r in results]
+    row = [arm, prior, ','.join(str(s) for s, _ in runs)]
+    row += [fmt([c.get('conditional', {}).get('by_num_given', {}).get(k) for c in coh], 100)
+            for k in sizes]
+    row.append(fmt([c.get('unconditional') for c in coh], 100))
+    row += [fmt([r.get('fid', {}).get('unconditional', {}).get(m) for r in results])
+            for m in images]
+    row.append(fmt([r.get('latent_gap', {}).get('frechet') for r in results], digits=2))
+    row.append(fmt([r.get('latent_gap', {}).get('mmd2') for r in results], digits=3))
+    print('| ' + ' | '.join(row) + ' |')
+  prov = next(iter(groups.values()))[0][1]['provenance']
+  print(f"\nN = {prov['num_examples']} {prov['split']} examples per conditioning subset, "
+        f"{prov['unconditional_num']} unconditional samples; sampler {prov['sampler']}"
+        f"{'-' + str(prov['sampler_steps']) if prov.get('sampler_steps') else ''}, "
+        f"EMA {prov['ema']}, checkpoint step {prov['checkpoint_step']}.")
+
+
+if __name__ == '__main__':
+  app.run(main)
