@@ -92,7 +92,7 @@ from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data.errors import DataError
 
 CAPTIONS_PER_IMAGE = 10
-VOCABULARY_FILE = "vocabulary.json"
+VOCABULARY_FILE = text_lib.VOCABULARY_FILE
 VOCAB_MIN_COUNT = text_lib.DEFAULT_MIN_COUNT
 SPLITS = ("train", "validation", "test")
 # Side of the StackGAN bounding-box crop, relative to the box's longer side.
@@ -724,11 +724,7 @@ def read_vocabulary(builder: tfds.core.DatasetBuilder) -> text_lib.Vocabulary:
   Raises:
     DataError: the dataset is not built or has no vocabulary file.
   """
-  path = builder.data_path / VOCABULARY_FILE
-  if not path.exists():
-    raise DataError(f"{path} is missing: build the dataset first (prepare_dataset) or "
-                    "delete its directory so it is rebuilt.")
-  return text_lib.Vocabulary.from_json(path.read_text())
+  return text_lib.read_saved_vocabulary(builder.data_path)
 
 
 # ----------------------------------------------------------------------------- Dataset API

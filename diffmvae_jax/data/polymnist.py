@@ -86,7 +86,7 @@ CAPTION_TEMPLATES = (
     "the digit {} written by hand",
     "an image of a handwritten {}",
 )
-VOCABULARY_FILE = "vocabulary.json"
+VOCABULARY_FILE = text_lib.VOCABULARY_FILE
 VOCAB_MIN_COUNT = 3
 IMAGE_SHAPE = (28, 28, 3)
 MASK_SHAPE = (28, 28, 1)
@@ -499,11 +499,7 @@ def read_vocabulary(builder: tfds.core.DatasetBuilder) -> text_lib.Vocabulary:
   Raises:
     DataError: the dataset is not built or has no vocabulary file.
   """
-  path = builder.data_path / VOCABULARY_FILE
-  if not path.exists():
-    raise DataError(f"{path} is missing: build the dataset first (prepare_dataset) or "
-                    "delete its directory so it is rebuilt.")
-  return text_lib.Vocabulary.from_json(path.read_text())
+  return text_lib.read_saved_vocabulary(builder.data_path)
 
 
 class _PolyMnistDataset:

@@ -20,6 +20,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from diffmvae_jax.data.errors import DataError
+
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 SPECIALS = (PAD, EOS, UNK)
@@ -150,3 +152,23 @@ class Vocabulary:
 
   def __repr__(self) -> str:
     return f"Vocabulary(size={self.size})"
+
+
+# The file a captioned dataset's build writes next to its records (Vocabulary.to_json).
+VOCABULARY_FILE = "vocabulary.json"
+
+
+def read_saved_vocabulary(dataset_path) -> Vocabulary:
+  """The vocabulary a captioned dataset's build saved in `dataset_path` / VOCABULARY_FILE.
+
+  Args:
+    dataset_path: the built dataset's directory (a TFDS builder's `data_path`).
+
+  Raises:
+    DataError: the dataset is not built or has no vocabulary file.
+  """
+  path = dataset_path / VOCABULARY_FILE
+  if not path.exists():
+    raise DataError(f"{path} is missing: build the dataset first (prepare_dataset) or "
+                    "delete its directory so it is rebuilt.")
+  return Vocabulary.from_json(path.read_text())
