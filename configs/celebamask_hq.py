@@ -34,6 +34,7 @@ of tests/test_configs.py.
 """
 
 from configs import default
+from configs import paper_recipe
 
 
 def get_config():
@@ -52,23 +53,9 @@ def get_config():
   model.image_ff_decoder.hidden = 512
   model.attributes_hidden = 256
   d = model.diffusion
-  d.base_channels = 128
   d.channel_mults = (1, 1, 2, 2)    # 128 -> 64 -> 32 -> 16.
-  d.num_res_blocks = 2
   d.attention_resolutions = (16,)
-  d.num_groups = 32
-  d.dropout = 0.1
-
-  config.loss.beta = 1.0
-  t = config.train
-  t.num_steps = 150_000
-  t.batch_size = 64
-  t.learning_rate = 2e-4
-  t.warmup_steps = 2000
-  t.ema_decay = 0.9999
-  t.log_every = 100
-  t.checkpoint_every = 5000
-  t.sample_every = 10_000
+  paper_recipe.apply(config, batch_size=64)
   config.sample.given = 'mask,attributes'
   config.sample.num = 16
 

@@ -41,6 +41,7 @@ shrunk smoke test of tests/test_configs.py.
 """
 
 from configs import default
+from configs import paper_recipe
 
 
 def get_config():
@@ -61,23 +62,9 @@ def get_config():
   model.text.channels = (256, 512)
   model.text.hidden = 512
   d = model.diffusion
-  d.base_channels = 128
   d.channel_mults = (1, 2, 2, 2)    # 64 -> 32 -> 16 -> 8.
-  d.num_res_blocks = 2
   d.attention_resolutions = (16, 8)
-  d.num_groups = 32
-  d.dropout = 0.1
-
-  config.loss.beta = 1.0
-  t = config.train
-  t.num_steps = 150_000
-  t.batch_size = 128
-  t.learning_rate = 2e-4
-  t.warmup_steps = 2000
-  t.ema_decay = 0.9999
-  t.log_every = 100
-  t.checkpoint_every = 5000
-  t.sample_every = 10_000
+  paper_recipe.apply(config, batch_size=128)
   config.sample.given = 'caption'
   config.sample.num = 16
 
