@@ -4,7 +4,8 @@
 
 Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>.json (the latest step of each
 workdir), groups them by (arm, prior), and prints one markdown row per group: conditional
-coherence by number of given modalities, unconditional coherence, unconditional FID per
+coherence by number of given modalities, unconditional coherence and its independence
+baseline (coherence.unconditional_independence_baseline), unconditional FID per
 image modality and the latent gap, as mean ± std over seeds (std omitted for one seed),
 with N and the sampler. Also copies each JSON to results/compare_polymnist/ when --copy_to
 is given, so the raw figures can live in the repository.
@@ -72,7 +73,8 @@ def main(argv):
   images = sorted({m for runs in groups.values() for _, r in runs
                    for m in r['results'].get('fid', {}).get('unconditional', {})})
   header = (['model', 'z prior', 'seeds'] + [f'coherence given {k} (%)' for k in sizes] +
-            ['uncond. coherence (%)'] + [f'FID {m}' for m in images] +
+            ['uncond. coherence (%)', 'its independence baseline (%)'] +
+            [f'FID {m}' for m in images] +
             ['latent FD', 'latent MMD²'])
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
@@ -83,6 +85,7 @@ def main(argv):
     row += [fmt([c.get('conditional', {}).get('by_num_given', {}).get(k) for c in coh], 100)
             for k in sizes]
     row.append(fmt([c.get('unconditional') for c in coh], 100))
+    row.append(fmt([c.get('unconditional_independence_baseline') for c in coh], 100))
     row += [fmt([r.get('fid', {}).get('unconditional', {}).get(m) for r in results])
             for m in images]
     row.append(fmt([r.get('latent_gap', {}).get('frechet') for r in results], digits=2))

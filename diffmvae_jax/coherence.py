@@ -125,3 +125,24 @@ def unconditional_coherence(predicted: dict) -> float:
   if preds.shape[1] == 0:
     raise ValueError('unconditional coherence over no samples')
   return float(np.mean(np.all(preds == preds[:1], axis=0)))
+
+
+def unconditional_independence_baseline(predicted: dict) -> float:
+  """The agreement unconditional_coherence would show if the modalities were unrelated.
+
+  sum_c prod_m p_m(c), with p_m the frequency of class c among modality m's predictions:
+  the chance that independent draws from those marginals all agree. Unconditional coherence
+  is informative only above this (1/K^(M-1) for uniform predictions over K classes, more
+  when the classifiers favour a few classes on poor samples).
+
+  Args:
+    predicted: modality -> int (N,) class ids, as for unconditional_coherence.
+  """
+  if len(predicted) < 2:
+    raise ValueError('the independence baseline needs at least two modalities')
+  preds = [np.asarray(p).reshape(-1) for p in predicted.values()]
+  if preds[0].size == 0:
+    raise ValueError('the independence baseline over no samples')
+  classes = np.unique(np.concatenate(preds))
+  marginals = np.stack([(p[:, None] == classes[None]).mean(0) for p in preds])
+  return float(np.sum(np.prod(marginals, axis=0)))

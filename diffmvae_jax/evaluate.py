@@ -318,6 +318,8 @@ class Evaluator:
                if p.metric == 'coherence'}
       if preds:
         coherence['unconditional'] = coherence_lib.unconditional_coherence(preds)
+        coherence['unconditional_independence_baseline'] = (
+            coherence_lib.unconditional_independence_baseline(preds))
       results['coherence'] = coherence
     if plan.computes('fid'):
       fid = {'conditional': table('fid', lambda a, k: float(a[f'{k}/fid']))}
@@ -356,7 +358,10 @@ class Evaluator:
       prov['classifiers'] = {n: {'sha256': i.sha256, 'test_accuracy': i.test_accuracy}
                              for n, i in self.classifiers()[1].items()}
     if self.plan.computes('fid'):
-      prov['fid'] = {'weights': self._inception[1] if self._inception else None,
+      # Not loaded when every FID part was reused: those task files' fingerprints hold
+      # the weights' sha256, so the hash below still names the network that made them.
+      prov['fid'] = {'weights': (self._inception[1] if self._inception else
+                                 'not loaded in this run: every FID part was reused'),
                      'weights_sha256': torchscript_weights.INCEPTION_SHA256,
                      'preprocessing': inception.PREPROCESSING_TAG,
                      'reference': f'{self.config.eval.split}, first {self.num_test} images',

@@ -88,3 +88,20 @@ def test_unconditional_hand_example():
   assert coherence.unconditional_coherence(predicted) == pytest.approx(0.6)
   with pytest.raises(ValueError):
     coherence.unconditional_coherence({'m0': np.array([1])})
+
+
+def test_independence_baseline_matches_brute_force():
+  rng = np.random.default_rng(3)
+  predicted = {'m0': rng.integers(0, 4, size=40), 'm1': rng.choice([0, 0, 0, 2], size=40),
+               'm2': rng.integers(1, 3, size=40)}
+  # Brute force: over every triple of samples (one per modality), how often all agree.
+  a, b, c = predicted.values()
+  agree = (a[:, None, None] == b[None, :, None]) & (b[None, :, None] == c[None, None, :])
+  assert coherence.unconditional_independence_baseline(predicted) == pytest.approx(
+      agree.mean())
+  uniform = {m: np.tile(np.arange(10), 10) for m in ('m0', 'm1', 'm2')}
+  uniform['m1'] = np.roll(uniform['m1'], 3)   # Same marginals, samples never agree.
+  assert coherence.unconditional_independence_baseline(uniform) == pytest.approx(0.01)
+  assert coherence.unconditional_coherence(uniform) == 0.0
+  with pytest.raises(ValueError):
+    coherence.unconditional_independence_baseline({'m0': np.array([1])})

@@ -16,7 +16,8 @@ def _write_metrics(out, arm, seed, step, prior, given1, uncond, fid_m0, frechet)
   record = {
       'results': {
           'coherence': {'conditional': {'by_num_given': {'1': given1, '2': given1 + 0.1}},
-                        'unconditional': uncond},
+                        'unconditional': uncond,
+                        'unconditional_independence_baseline': uncond / 2},
           'fid': {'unconditional': {'m0': fid_m0}},
           'latent_gap': {'frechet': frechet, 'mmd2': 0.5},
       },
@@ -48,11 +49,12 @@ def test_table_averages_seeds_uses_latest_step_and_copies(tmp_path):
   rows = {tuple(cell.strip() for cell in line.strip('|').split('|')[:2]): line
           for line in result.stdout.splitlines() if line.startswith('| diffusion')}
   gaussian = [c.strip() for c in rows[('diffusion', 'gaussian')].strip('|').split('|')]
-  # seeds, given 1 (%), given 2 (%), unconditional (%), FID m0, latent FD, latent MMD².
-  assert gaussian[2:] == ['0,1', '60.0 ± 14.1', '70.0 ± 14.1', '30.0 ± 14.1',
+  # seeds, given 1 (%), given 2 (%), unconditional (%), its baseline (%), FID m0, latent FD,
+  # latent MMD².
+  assert gaussian[2:] == ['0,1', '60.0 ± 14.1', '70.0 ± 14.1', '30.0 ± 14.1', '15.0 ± 7.1',
                           '110.0 ± 14.1', '3.00 ± 1.41', '0.500 ± 0.000']
   sde = [c.strip() for c in rows[('diffusion', 'sde')].strip('|').split('|')]
-  assert sde[2:] == ['0', '50.0', '60.0', '60.0', '80.0', '1.00', '0.500']
+  assert sde[2:] == ['0', '50.0', '60.0', '60.0', '30.0', '80.0', '1.00', '0.500']
   assert 'N = 250 test examples' in result.stdout
   assert sorted(os.listdir(copy_to)) == ['diffusion_s0_metrics_gaussian.json',
                                          'diffusion_s0_metrics_sde.json',
