@@ -51,7 +51,7 @@ def nearest_class_mean_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
 def main(argv):
   del argv
   config = FLAGS.config
-  model, state, step = train_prior._restore_vae(config, FLAGS.workdir, None)  # pylint: disable=protected-access
+  model, state, step = train_prior.restore_vae(config, FLAGS.workdir, None)
   mesh = parallel.make_mesh()
   names = tuple(model.names)
   members = jnp.ones((len(names),), bool)

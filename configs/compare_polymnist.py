@@ -25,12 +25,13 @@ All of it, classifiers and the latent prior included, for one seed:
 
   bash launch/compare_polymnist.sh          # SEEDS="0 1" for two seeds
 
-Cost measured on this project's 2-core CPU (one seed, `bash launch/compare_polymnist.sh`,
-about 2.5 hours in all): the four digit classifiers ~25 min (once); Diff-MVAE 0.8 s/step
-alone (~40 min for 3000 steps), MoPoE ~0.5 s/step (~25 min); evaluation ~27 min
-(Diff-MVAE, DDIM-50) and ~19 min (MoPoE, including the FID reference features, computed
-once), both dominated by DDIM sampling and Inception features; the latent prior ~4 min and
-its unconditional evaluation ~11 min. The README's table is this run at seed 0.
+Cost measured on this project's 2-core CPU (one seed of `bash launch/compare_polymnist.sh`;
+some steps shared the CPU, so about 2.5-3 hours run back to back): the four digit
+classifiers ~30 min with the PolyMNIST build (once); Diff-MVAE 0.8 s/step alone (~40 min for
+3000 steps); MoPoE 0.55-0.65 s/step while sharing the CPU with the Diff-MVAE run (~33 min);
+evaluation ~27 min (Diff-MVAE, DDIM-50) and ~19 min (MoPoE, including the FID reference
+features, computed once), both dominated by DDIM sampling and Inception features; the latent
+prior ~5 min and its unconditional evaluation ~11 min. The README's table is this run.
 """
 
 from configs import demo

@@ -148,7 +148,7 @@ def _prior_key(config):
 # ------------------------------------------------------------------------------ VAE latents
 
 
-def _restore_vae(config, workdir: str, step: int | None):
+def restore_vae(config, workdir: str, step: int | None):
   """(model, VAE state, step) of VAE checkpoint `step` (None = latest) in workdir."""
   model = train.build_model(config)
   mesh = parallel.make_mesh()
@@ -388,7 +388,7 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict:
                      int(state.step), p.num_steps)
         return {}
 
-    model, vae_state, vae_step = _restore_vae(config, workdir, meta.get('vae_step'))
+    model, vae_state, vae_step = restore_vae(config, workdir, meta.get('vae_step'))
     vae_params = vae_state.ema_params if config.sample.use_ema else vae_state.params
     latents = encode_training_latents(config, model, vae_params, mesh)
     del vae_state, vae_params

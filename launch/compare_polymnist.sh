@@ -2,7 +2,7 @@
 # Reproduces README's results: Diff-MVAE vs the MoPoE baseline on 3-modality PolyMNIST
 # (configs/compare_polymnist.py), and N(0, I) vs the latent SDE prior on the Diff-MVAE arm.
 #
-#   bash launch/compare_polymnist.sh                 # seed 0 (about 2.5 hours on 2 CPU cores)
+#   bash launch/compare_polymnist.sh                 # seed 0 (about 2.5-3 hours on 2 CPU cores)
 #   SEEDS="0 1" bash launch/compare_polymnist.sh     # more seeds: mean ± std in the table
 #   OUT=runs/compare PY=.venv/bin/python bash launch/compare_polymnist.sh
 #

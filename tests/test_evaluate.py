@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from diffmvae_jax import coherence as coherence_lib
 from diffmvae_jax import evaluate
 from diffmvae_jax import train
 from diffmvae_jax.errors import CheckpointError, ConfigError
@@ -39,6 +40,14 @@ def test_coherence_eval_writes_provenance_and_resumes(trained):
   conditional = record['results']['coherence']['conditional']
   assert set(conditional['by_num_given']) == {1} or set(conditional['by_num_given']) == {'1'}
   assert 0.0 <= record['results']['coherence']['unconditional'] <= 1.0
+  # The independence baseline is recomputed from the saved unconditional predictions.
+  step_dir = os.path.join(workdir, 'eval', f"step_{record['provenance']['checkpoint_step']}")
+  with np.load(os.path.join(step_dir, 'unconditional_gaussian.npz')) as arrays:
+    preds = {k: arrays[k] for k in arrays.files
+             if k.startswith('coherence:') and k.endswith('/pred')}
+  assert len(preds) >= 2
+  assert record['results']['coherence']['unconditional_independence_baseline'] == (
+      pytest.approx(coherence_lib.unconditional_independence_baseline(preds)))
   gap = record['results']['latent_gap']
   assert gap['num_posterior'] == 8 and gap['num_prior'] == 6
   assert gap['frechet'] > 0 and np.isfinite(gap['mmd2'])

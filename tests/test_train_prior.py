@@ -121,7 +121,7 @@ def test_stats_sampler_shape_and_determinism(prior_workdir, config):
   state, step = train_prior.restore_prior_state(config, prior_workdir)
   assert step == PRIOR_STEPS and int(state.step) == PRIOR_STEPS
   # The stored standardisation is that of the full-set PoE means of the training split.
-  model, vae_state, _ = train_prior._restore_vae(config, prior_workdir, None)
+  model, vae_state, _ = train_prior.restore_vae(config, prior_workdir, None)
   mesh = parallel.make_mesh()
   latents = train_prior.encode_training_latents(config, model, vae_state.ema_params, mesh)
   assert latents.shape == (64, config.model.latent_dim)
