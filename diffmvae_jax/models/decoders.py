@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from diffmvae_jax.models import patch_conv
+
 
 def upsampling_sizes(size: int, num_layers: int) -> list:
   """Spatial sizes of a stride-2 transposed-conv stack that ends exactly at `size`.
@@ -67,7 +69,7 @@ class ImageDecoder(nn.Module):
     h = h.reshape((z.shape[0], heights[0], widths[0], self.channels[0]))
     out_channels = list(self.channels[1:]) + [out_c]
     for i, c in enumerate(out_channels):
-      h = nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding='SAME', name=f'deconv{i}')(h)
+      h = patch_conv.ConvTranspose3x3Stride2(c, name=f'deconv{i}')(h)
       h = h[:, :heights[i + 1], :widths[i + 1], :]   # SAME doubles; crop 8 -> 7 etc.
       if i < len(out_channels) - 1:
         h = nn.relu(h)

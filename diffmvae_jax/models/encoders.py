@@ -11,6 +11,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from diffmvae_jax.models import patch_conv
+
 
 class GaussianHeads(nn.Module):
   """Two dense heads: the mean and the log-variance of q(z | x)."""
@@ -55,8 +57,8 @@ class ImageEncoder(nn.Module):
     """
     h = 2.0 * x - 1.0 if self.binary_input else x
     for i, c in enumerate(self.channels):
-      h = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
-                          name=f'conv{i}')(h))
+      h = nn.relu(patch_conv.Conv(c, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                                  name=f'conv{i}')(h))
     h = h.reshape((h.shape[0], -1))
     h = nn.relu(nn.Dense(self.hidden, name='hidden')(h))
     return GaussianHeads(self.latent_dim, name='heads')(h)
