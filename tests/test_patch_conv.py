@@ -48,3 +48,48 @@ def test_conv_transpose_matches_flax_values_and_gradients(size, c_in, c_out):
   loss = lambda mod: lambda p, x: jnp.sum(jnp.sin(mod.apply(p, x)))
   jax.tree.map(_close, jax.grad(loss(ours), argnums=(0, 1))(params, x),
                jax.grad(loss(ref), argnums=(0, 1))(params, x))
+
+
+def test_mopoe_losses_and_gradients_equal_the_flax_layer_model(monkeypatch):
+  """A fixed batch's loss terms and gradients equal those of the pre-patch_conv model."""
+  from configs import compare_polymnist  # pylint: disable=g-import-not-at-top
+  from diffmvae_jax.models import diffmvae  # pylint: disable=g-import-not-at-top
+  from diffmvae_jax.models import modalities as modalities_lib  # pylint: disable=g-import-not-at-top
+  import dataclasses  # pylint: disable=g-import-not-at-top
+
+  @dataclasses.dataclass
+  class Spec:
+    name: str
+    kind: str
+    shape: tuple
+    dtype: str = 'float32'
+    num_classes: int = 0
+
+  config = compare_polymnist.get_config('mopoe')
+  specs = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(3)}
+  mods = modalities_lib.resolve_modalities(config, specs)
+  rng = np.random.default_rng(0)
+  batch = {m.name: rng.uniform(-1, 1, (4, 28, 28, 3)).astype(np.float32) for m in mods}
+  key = jax.random.PRNGKey(3)
+
+  def terms_and_grads():
+    model = diffmvae.model_from_config(config, mods)
+    params = model.init(jax.random.PRNGKey(0), diffmvae.dummy_batch(mods), key,
+                        method=diffmvae.DiffMVAE.init_all)
+    loss = lambda p: (lambda t: (t['loss'], t))(model.apply(p, batch, key))
+    (_, terms), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    return params, terms, grads
+
+  params, terms, grads = terms_and_grads()
+  flax_conv = lambda features, kernel_size, strides, padding, name: nn.Conv(
+      features, kernel_size, strides=strides, padding=padding, name=name)
+  flax_deconv = lambda features, name: nn.ConvTranspose(
+      features, (3, 3), strides=(2, 2), padding='SAME', name=name)
+  monkeypatch.setattr(patch_conv, 'Conv', flax_conv)
+  monkeypatch.setattr(patch_conv, 'ConvTranspose3x3Stride2', flax_deconv)
+  ref_params, ref_terms, ref_grads = terms_and_grads()
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), params, ref_params)
+  for name in ('loss', 'kl', 'nll/m0', 'nll/m1', 'nll/m2'):
+    np.testing.assert_allclose(terms[name], ref_terms[name], rtol=1e-5, err_msg=name)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+               grads, ref_grads)
