@@ -19,7 +19,14 @@ def _load(directory, name):
   if not os.path.exists(path):
     raise SystemExit(f'{path} is missing: run benchmarks/peer_compare.sh (it writes it).')
   with open(path) as f:
-    return json.load(f)
+    text = f.read()
+  # stdout captures may start with a dataset build's messages: the JSON is the first line
+  # that is exactly '{' onwards.
+  start = 0 if text.startswith('{') else text.find('\n{\n') + 1
+  try:
+    return json.loads(text[start:])
+  except json.JSONDecodeError as e:
+    raise SystemExit(f'{path} holds no benchmark JSON ({e}); rerun benchmarks/peer_compare.sh.')
 
 
 def _peer_case(peer, model, batch_size):
