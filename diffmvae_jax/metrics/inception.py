@@ -221,17 +221,19 @@ def load_inception_params(path=None, verify=True):
 def preprocess(images01):
   """Images in [0, 1], (B, H, W, C) with C in {1, 3} -> (B, 299, 299, 3) in [-1, 1].
 
-  pytorch-fid's order: grey repeated to 3 channels, bilinear resize to 299 (no antialias),
-  then 2x - 1.
+  pytorch-fid's maths: grey repeated to 3 channels, bilinear resize to 299 (no antialias),
+  then 2x - 1. Resizing is per channel, so a grey image is resized once and then repeated:
+  the same values, the three channels bit-identical (XLA may vectorise channels of one
+  resize differently), and a third of the work.
   """
   x = jnp.asarray(images01, jnp.float32)
   if x.ndim != 4 or x.shape[-1] not in (1, 3):
     raise ValueError(f'preprocess wants (B, H, W, 1|3) images in [0, 1]; got {x.shape}')
+  if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
+    x = jax.image.resize(x, (x.shape[0], INPUT_SIZE, INPUT_SIZE, x.shape[-1]), 'bilinear',
+                         antialias=False)
   if x.shape[-1] == 1:
     x = jnp.repeat(x, 3, axis=-1)
-  if x.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
-    x = jax.image.resize(x, (x.shape[0], INPUT_SIZE, INPUT_SIZE, 3), 'bilinear',
-                         antialias=False)
   return 2.0 * x - 1.0
 
 
