@@ -179,7 +179,9 @@ def make_encode_fn(model: diffmvae.DiffMVAE, latents: str) -> Callable:
 
   Args (of the returned function):
     params: VAE parameters (the EMA ones for the prior).
-    batch: dict with every modality of the model, (B, ...).
+    batch: dict with every modality of the model, (B, ...), optionally 'available' (B, M)
+      bool: then the product is over each example's available experts only, and whatever
+      an unavailable modality or its expert holds (NaN included) does not reach z.
     key: PRNG key, used only when latents == 'sample'.
 
   `latents` 'mean' returns the PoE mean, 'sample' one draw mu + sigma * noise.
@@ -189,7 +191,8 @@ def make_encode_fn(model: diffmvae.DiffMVAE, latents: str) -> Callable:
 
   def encode(params, batch, key):
     mu, logvar = model.apply({'params': params}, batch, method=diffmvae.DiffMVAE.encode)
-    mu_s, logvar_s = fusion.product_of_experts(mu, logvar, members, use_prior_expert)
+    mu_s, logvar_s = fusion.product_of_experts(mu, logvar, batch.get('available', members),
+                                               use_prior_expert)
     if latents == 'mean':
       return mu_s
     return mu_s + jnp.exp(0.5 * logvar_s) * jax.random.normal(key, mu_s.shape, mu_s.dtype)

@@ -209,3 +209,109 @@ def test_sample_mixture_moments():
   assert abs(z.mean()) < 0.2
   np.testing.assert_allclose(z.var(), 9.25, rtol=0.1)
   assert np.all(np.isfinite(z))
+
+
+POISONS = [np.nan, np.inf, -np.inf, 1e30, -1e30]
+
+
+def _fusion_terms(mu, logvar, available, key=jax.random.key(7)):
+  """Every fusion quantity the ELBO uses, as one pytree, from experts (B, M, D)."""
+  subsets = fusion.subset_matrix(mu.shape[1])
+  mu_s, logvar_s = fusion.mopoe_components(mu, logvar, subsets, True, available)
+  valid = fusion.valid_subsets(subsets, available)
+  z, index = fusion.sample_mixture(key, mu_s, logvar_s, valid)
+  return {'z': z, 'index': index,
+          'kl_avg': fusion.kl_subset_average(mu_s, logvar_s, valid),
+          'kl_mc': fusion.kl_mixture_mc(z, mu_s, logvar_s, valid),
+          'log_q': fusion.mixture_log_density(z, mu_s, logvar_s, valid)}
+
+
+@pytest.mark.parametrize('poison', POISONS)
+def test_unavailable_experts_cannot_poison_values_or_gradients(poison):
+  mu, logvar = _random_experts(8, batch=4)
+  available = jnp.array([[True, False, True], [False, False, True], [True, True, True],
+                         [False, False, False]])
+  dirty_mu = np.where(np.asarray(available)[..., None], mu, poison).astype(np.float32)
+  dirty_lv = np.where(np.asarray(available)[..., None], logvar, poison).astype(np.float32)
+
+  def loss(mu, logvar):
+    t = _fusion_terms(mu, logvar, available)
+    return jnp.sum(t['kl_avg'] + t['kl_mc'] + t['log_q'] + jnp.sum(t['z'] ** 2, -1)), t
+
+  (clean, clean_t), clean_g = jax.value_and_grad(loss, (0, 1), has_aux=True)(
+      jnp.asarray(mu), jnp.asarray(logvar))
+  (dirty, dirty_t), dirty_g = jax.value_and_grad(loss, (0, 1), has_aux=True)(
+      jnp.asarray(dirty_mu), jnp.asarray(dirty_lv))
+  assert np.isfinite(clean)
+  np.testing.assert_array_equal(dirty, clean)
+  for k in clean_t:
+    np.testing.assert_array_equal(dirty_t[k], clean_t[k], err_msg=k)
+  for g_clean, g_dirty in zip(clean_g, dirty_g):
+    np.testing.assert_array_equal(g_dirty, g_clean)
+    # Unavailable experts get exactly zero gradient.
+    np.testing.assert_array_equal(np.asarray(g_dirty)[~np.asarray(available)], 0.0)
+
+
+@pytest.mark.parametrize('poison', POISONS)
+def test_poe_non_members_and_invalid_components_are_never_read(poison):
+  mu, logvar = _random_experts(9)
+  members = jnp.array([[True, False, True], [False, True, False], [False, False, False]])
+  keep = np.asarray(members)[..., None]
+  f = lambda m, lv: sum(jnp.sum(o) for o in fusion.product_of_experts(m, lv, members, False))
+  clean = jax.value_and_grad(f, (0, 1))(jnp.asarray(mu), jnp.asarray(logvar))
+  dirty = jax.value_and_grad(f, (0, 1))(jnp.asarray(np.where(keep, mu, poison), jnp.float32),
+                                        jnp.asarray(np.where(keep, logvar, poison), jnp.float32))
+  np.testing.assert_array_equal(dirty[0], clean[0])
+  for a, b in zip(dirty[1], clean[1]):
+    np.testing.assert_array_equal(a, b)
+  # The mixture-level functions ignore whatever invalid components hold.
+  mu_s, logvar_s, valid = _components_and_valid(10)
+  bad = ~np.asarray(valid)[..., None]
+  dirty_mu_s = jnp.where(bad, jnp.float32(poison), mu_s)
+  dirty_lv_s = jnp.where(bad, jnp.float32(poison), logvar_s)
+  z, _ = fusion.sample_mixture(jax.random.key(5), mu_s, logvar_s, valid)
+  for fn, args in ((fusion.kl_subset_average, ()), (fusion.mixture_log_density, (z,)),
+                   (fusion.kl_mixture_mc, (z,)), (fusion.sample_mixture, (jax.random.key(5),))):
+    g = lambda a, b: jnp.sum(jax.tree_util.tree_leaves(fn(*args, a, b, valid))[0])
+    want = jax.value_and_grad(g, (0, 1))(mu_s, logvar_s)
+    got = jax.value_and_grad(g, (0, 1))(dirty_mu_s, dirty_lv_s)
+    np.testing.assert_array_equal(got[0], want[0], err_msg=fn.__name__)
+    for a, b in zip(got[1], want[1]):
+      np.testing.assert_array_equal(a, b, err_msg=fn.__name__)
+
+
+def test_extreme_available_experts_stay_finite():
+  """At the log-variance bound and with large means every term and gradient is finite."""
+  mu, logvar = _random_experts(11, batch=2)
+  mu = np.array(mu) * 1e6
+  logvar = np.array(logvar)
+  logvar[0] = fusion.LOGVAR_BOUND
+  logvar[1] = -fusion.LOGVAR_BOUND
+  available = jnp.ones((2, 3), bool)
+
+  def loss(mu, logvar):
+    t = _fusion_terms(mu, logvar, available)
+    return jnp.sum(t['kl_avg'] + t['kl_mc'] + t['log_q']), t
+
+  (value, terms), grads = jax.value_and_grad(loss, (0, 1), has_aux=True)(
+      jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32))
+  assert np.isfinite(value)
+  assert all(np.all(np.isfinite(v)) for v in jax.tree_util.tree_leaves(terms))
+  assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_bound_logvar_and_encoder_heads():
+  x = jnp.array([-1e30, -100.0, -30.0, -1.5, 0.0, 2.0, 30.0, 88.0, 1e30])
+  np.testing.assert_array_equal(fusion.bound_logvar(x),
+                                [-30, -30, -30, -1.5, 0, 2, 30, 30, 30])
+  # Gradient is the identity inside the range, zero outside.
+  inside = jnp.array([-1e30, -31.0, -29.5, 0.0, 29.5, 31.0])
+  np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(fusion.bound_logvar(v)))(inside),
+                                [0, 0, 1, 1, 1, 0])
+  from diffmvae_jax.models import encoders
+  heads = encoders.GaussianHeads(4)
+  h = jnp.full((2, 3), 1e6)
+  params = heads.init(jax.random.key(0), h)
+  mu, logvar = heads.apply(params, h)
+  assert np.all(np.abs(logvar) <= fusion.LOGVAR_BOUND) and np.all(np.isfinite(mu))
+  assert np.any(np.abs(logvar) == fusion.LOGVAR_BOUND)

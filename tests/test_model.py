@@ -126,6 +126,51 @@ def test_missing_modalities_do_not_contribute():
   terms2 = apply(params, batch2, jax.random.PRNGKey(2))
   for k in terms:
     np.testing.assert_allclose(terms[k], terms2[k], rtol=1e-6)
+  _check_unavailable_expert_content_is_never_read(model, params, mods)
+
+
+def _check_unavailable_expert_content_is_never_read(model, params, mods):
+  """An unavailable modality's expert holding NaN changes no term, gradient or prior latent.
+
+  Not jitted: an interceptor acts at trace time, and a cached trace would hide it.
+  """
+  from diffmvae_jax import train_prior
+  import flax.linen as nn
+  batch = _batch(mods)
+  batch['available'] = np.array([[True, False, True], [True, False, True],   # m1 never there
+                                 [True, False, False], [False, False, True]])
+
+  def loss(p):
+    terms = model.apply(p, batch, jax.random.PRNGKey(4))
+    return terms['loss'], terms
+
+  encode = train_prior.make_encode_fn(model, 'sample')
+  clean = jax.value_and_grad(loss, has_aux=True)(params)
+  z_clean = encode(params['params'], batch, jax.random.PRNGKey(5))
+  with nn.intercept_methods(_poison_heads(np.nan, 'm1')):
+    dirty = jax.value_and_grad(loss, has_aux=True)(params)
+    z_dirty = encode(params['params'], batch, jax.random.PRNGKey(5))
+    everything = model.apply(params, dict(batch, available=np.ones((4, 3), bool)),
+                             jax.random.PRNGKey(4))
+  assert np.isnan(everything['loss'])   # The poison does reach m1's expert.
+  assert np.isfinite(clean[0][0]) and np.all(np.isfinite(z_clean))
+  for k in clean[0][1]:
+    np.testing.assert_array_equal(dirty[0][1][k], clean[0][1][k], err_msg=k)
+  for a, b in zip(jax.tree_util.tree_leaves(dirty[1]), jax.tree_util.tree_leaves(clean[1])):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(z_dirty, z_clean)
+
+
+def _poison_heads(value, name):
+  """An interceptor making modality `name`'s encoder heads emit `value` for mu and logvar."""
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    module = context.module
+    if (isinstance(module, encoders_lib.GaussianHeads) and context.method_name == '__call__'
+        and any(name in str(p) for p in module.path)):
+      return tuple(jnp.full_like(o, value) for o in out)
+    return out
+  return interceptor
 
 
 def test_kl_estimators_both_run():

@@ -221,7 +221,7 @@ class DiffMVAE(nn.Module):
     mu, logvar = self.encode(batch)
     subsets = fusion.subset_matrix(len(names))
     mu_s, logvar_s = fusion.mopoe_components(mu, logvar, subsets,
-                                             self.model_config.use_prior_expert)
+                                             self.model_config.use_prior_expert, available)
     valid = fusion.valid_subsets(subsets, available)
     key_z, key_dec = jax.random.split(key)
     z, _ = fusion.sample_mixture(key_z, mu_s, logvar_s, valid)
@@ -252,7 +252,10 @@ class DiffMVAE(nn.Module):
     observed_nll = jnp.where(available, jnp.stack([nll[n] for n in names], 1), 0.0)
     terms['elbo'] = -jnp.mean(jnp.sum(observed_nll, 1) + kl)
     terms['loss'] = jnp.mean(objective)
-    terms['latent_mu_abs'] = jnp.mean(jnp.abs(mu))
+    # Mean |mu| over the available experts only (an unavailable one may hold anything).
+    num_entries = jnp.maximum(jnp.sum(available) * mu.shape[-1], 1).astype(jnp.float32)
+    abs_mu = jnp.where(available[..., None], jnp.abs(mu), 0.0)
+    terms['latent_mu_abs'] = jnp.sum(abs_mu) / num_entries
     return terms
 
   def init_all(self, batch, key):

@@ -11,18 +11,23 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from diffmvae_jax.models import fusion
 from diffmvae_jax.models import patch_conv
 
 
 class GaussianHeads(nn.Module):
-  """Two dense heads: the mean and the log-variance of q(z | x)."""
+  """Two dense heads: the mean and the log-variance of q(z | x).
+
+  The log-variance is clipped to +-fusion.LOGVAR_BOUND (30), the range in which fusion and
+  both KL estimators are finite in float32; no trained model comes near it.
+  """
   latent_dim: int
 
   @nn.compact
   def __call__(self, h):
     mu = nn.Dense(self.latent_dim, name='mu')(h)
     logvar = nn.Dense(self.latent_dim, name='logvar')(h)
-    return mu, logvar
+    return mu, fusion.bound_logvar(logvar)
 
 
 class ImageEncoder(nn.Module):

@@ -3,7 +3,15 @@
 Conventions: M modalities, K subsets (rows of a static boolean (K, M) matrix), latent size D,
 batch B. Every Gaussian is diagonal and parameterised by (mu, logvar), float32. Masks are
 boolean; an unavailable modality or an invalid subset is switched off with a -inf logit, so
-partially observed batches need no special cases and produce no NaN (values or gradients).
+partially observed batches need no special cases.
+
+Finiteness contract: every function here selects with `jnp.where` *before* any arithmetic
+on what a mask switches off, so an unavailable expert or an invalid component may hold
+anything (NaN, inf, +-1e30) and values and gradients are exactly those of the clean case
+(`tests/test_fusion.py` puts NaN, inf and extreme values there). What is switched on must
+be finite and in range: log-variances within +-LOGVAR_BOUND (the encoders' heads apply
+`bound_logvar`; beyond about +-88 exp overflows in float32) and |mu| below ~1e18 (so that
+squares stay finite in float32).
 """
 
 import itertools
@@ -14,6 +22,43 @@ import jax.numpy as jnp
 import numpy as np
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+# Encoders emit log-variances in [-LOGVAR_BOUND, LOGVAR_BOUND]: standard deviations from
+# 3e-7 to 3e6, far beyond anything a trained model uses, and exp(+-30) is finite in float32.
+LOGVAR_BOUND = 30.0
+
+
+def bound_logvar(logvar):
+  """Clips log-variances to [-LOGVAR_BOUND, LOGVAR_BOUND] (identity inside the range).
+
+  Args:
+    logvar: float array, any shape.
+
+  Returns:
+    float array of the same shape and dtype.
+  """
+  return jnp.clip(logvar, -LOGVAR_BOUND, LOGVAR_BOUND)
+
+
+def mask_experts(mu, logvar, available):
+  """Replaces unavailable experts by the placeholder (mu 0, logvar 0), without arithmetic.
+
+  Args:
+    mu, logvar: float32 (B, M, D).
+    available: bool (B, M).
+
+  Returns:
+    (mu, logvar): float32 (B, M, D); an unavailable expert's content (NaN, inf, anything)
+    reaches neither the values nor the gradients (it gets exactly zero gradient).
+  """
+  keep = jnp.asarray(available, bool)[..., None]
+  return jnp.where(keep, mu, 0.0), jnp.where(keep, logvar, 0.0)
+
+
+def _keep_components(mu_S, logvar_S, valid):
+  """Invalid mixture components replaced by (0, 0) before any arithmetic reads them."""
+  keep = jnp.asarray(valid, bool)[..., None]
+  return jnp.where(keep, mu_S, 0.0), jnp.where(keep, logvar_S, 0.0)
 
 
 def subset_matrix(num_modalities: int) -> np.ndarray:
@@ -93,7 +138,8 @@ def product_of_experts(mu, logvar, member_mask, use_prior_expert: bool):
   In log space: logvar_S = -logsumexp_{m in S}(-logvar_m) (the prior expert adds a term with
   logvar 0), mu_S = sum_{m in S} exp(logvar_S - logvar_m) mu_m. Stable for tiny or huge
   variances. An empty member set gives N(0, I) with the prior expert; without it, it gives the
-  finite placeholder (mu 0, logvar 0), which callers mask out.
+  finite placeholder (mu 0, logvar 0), which callers mask out. Non-members may hold anything
+  (NaN, inf): they are selected away before any arithmetic.
 
   Args:
     mu: float32 (..., M, D) expert means.
@@ -104,12 +150,11 @@ def product_of_experts(mu, logvar, member_mask, use_prior_expert: bool):
   Returns:
     (mu_S, logvar_S): float32 (..., D) each, the leading axes broadcast.
   """
-  neg_logvar = -logvar
   mask = jnp.asarray(member_mask).astype(bool)[..., None]
-  shape = jnp.broadcast_shapes(neg_logvar.shape, mask.shape, mu.shape)
-  neg_logvar = jnp.broadcast_to(neg_logvar, shape)
+  shape = jnp.broadcast_shapes(logvar.shape, mask.shape, mu.shape)
   mask = jnp.broadcast_to(mask, shape)
-  mu = jnp.broadcast_to(mu, shape)
+  mu = jnp.where(mask, jnp.broadcast_to(mu, shape), 0.0)
+  neg_logvar = jnp.where(mask, -jnp.broadcast_to(logvar, shape), 0.0)
   if use_prior_expert:
     prior_shape = shape[:-2] + (1, shape[-1])
     all_neg_logvar = jnp.concatenate([neg_logvar, jnp.zeros(prior_shape, neg_logvar.dtype)], -2)
@@ -123,7 +168,7 @@ def product_of_experts(mu, logvar, member_mask, use_prior_expert: bool):
   return mu_s, -log_precision
 
 
-def mopoe_components(mu, logvar, subsets, use_prior_expert: bool):
+def mopoe_components(mu, logvar, subsets, use_prior_expert: bool, available=None):
   """The PoE of every subset: the K components of the MoPoE mixture.
 
   Args:
@@ -131,10 +176,15 @@ def mopoe_components(mu, logvar, subsets, use_prior_expert: bool):
     logvar: float32 (B, M, D).
     subsets: bool (K, M) static membership matrix (see `subset_matrix`).
     use_prior_expert: include the N(0, I) expert in every product.
+    available: optional bool (B, M). Unavailable experts are replaced by the placeholder
+      (0, 0) first (`mask_experts`), so the components of subsets that contain them (invalid
+      subsets, see `valid_subsets`) are finite whatever those experts hold.
 
   Returns:
     (mu_S, logvar_S): float32 (B, K, D) each.
   """
+  if available is not None:
+    mu, logvar = mask_experts(mu, logvar, available)
   subsets = jnp.asarray(subsets, bool)
   return product_of_experts(mu[:, None], logvar[:, None], subsets[None], use_prior_expert)
 
@@ -165,6 +215,7 @@ def mixture_log_density(z, mu_S, logvar_S, valid):
   Returns:
     float32 (B,). An example with no valid subset gets 0 (finite; mask it out).
   """
+  mu_S, logvar_S = _keep_components(mu_S, logvar_S, valid)
   component = gaussian_log_density(z[:, None, :], mu_S, logvar_S)  # (B, K)
   lse, nonempty = _masked_logsumexp(component, valid, axis=-1)
   num_valid = jnp.sum(valid, axis=-1).astype(jnp.float32)
@@ -200,6 +251,7 @@ def sample_mixture(key, mu_S, logvar_S, valid):
     (z, subset_index): float32 (B, D) and int32 (B,).
   """
   subset_key, noise_key = jax.random.split(key)
+  mu_S, logvar_S = _keep_components(mu_S, logvar_S, valid)
   index = sample_subset_indices(subset_key, valid)
   take = lambda a: jnp.take_along_axis(a, index[:, None, None], axis=1)[:, 0]
   mu, logvar = take(mu_S), take(logvar_S)
@@ -217,6 +269,7 @@ def kl_subset_average(mu_S, logvar_S, valid):
   Returns:
     float32 (B,). 0 for an example with no valid subset.
   """
+  mu_S, logvar_S = _keep_components(mu_S, logvar_S, valid)
   kl = kl_to_standard_normal(mu_S, logvar_S)  # (B, K)
   total = jnp.sum(jnp.where(valid, kl, 0.0), axis=-1)
   return total / jnp.maximum(jnp.sum(valid, axis=-1), 1).astype(jnp.float32)
