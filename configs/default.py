@@ -112,8 +112,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.sample = sample = ml_collections.ConfigDict()
   sample.num = 8                    # Examples per grid.
   sample.given = ''                 # Given modalities for conditional samples ('' = m0).
-  sample.sampler = 'ddim'           # ddim | ddpm
-  sample.steps = 50                 # DDIM steps.
+  sample.sampler = 'ddim'           # ddim | dpmpp_2m (DPM-Solver++ 2M) | ddpm (all T steps)
+  sample.steps = 50                 # Network calls of ddim and dpmpp_2m (dpmpp_2m: 10-20).
   sample.eta = 0.0
   sample.use_ema = True
   sample.prior = 'gaussian'         # Unconditional z: gaussian (N(0, I)) | sde (latent prior).

@@ -2,7 +2,7 @@
 
 Conditional generation for a set S of given modalities draws
 z ~ q_S(z | X_S), the product of the given experts (DESIGN.md §2.6), then decodes
-every modality from z: diffusion decoders run a DDIM or ancestral DDPM sampler
+every modality from z: diffusion decoders run a DDIM, DPM-Solver++ (2M) or ancestral DDPM sampler
 (lax loops, jit-compiled, deterministic for a key), feed-forward decoders return
 their mean (images), their Bernoulli probabilities (masks, attributes), or argmax
 (captions, labels).
@@ -51,8 +51,9 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
   names = tuple(model.names if names is None else names)
   schedule = (make_diffusion_schedule(model.model_config)
               if model.diffusion_names else None)
-  if sample_config.sampler not in ('ddim', 'ddpm'):
-    raise ConfigError(f"Unknown sample.sampler {sample_config.sampler!r}; use 'ddim' or 'ddpm'.")
+  if sample_config.sampler not in samplers.SAMPLER_NAMES:
+    raise ConfigError(f'Unknown sample.sampler {sample_config.sampler!r}; use one of '
+                      f'{", ".join(samplers.SAMPLER_NAMES)}.')
 
   def decode(params, z, key):
     out = {}
@@ -64,12 +65,8 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
           return model.apply(params, name, x_t, t, z, method=DiffMVAE.eps_prediction)
         shape = (z.shape[0],) + tuple(m.shape)
         key_m = jax.random.fold_in(key, i)
-        if sample_config.sampler == 'ddpm':
-          out[m.name] = samplers.ddpm_sample(eps_fn, schedule, key_m, shape)
-        else:
-          out[m.name] = samplers.ddim_sample(eps_fn, schedule, key_m, shape,
-                                             num_steps=sample_config.steps,
-                                             eta=sample_config.eta)
+        out[m.name] = samplers.sample(sample_config.sampler, eps_fn, schedule, key_m, shape,
+                                      num_steps=sample_config.steps, eta=sample_config.eta)
         continue
       raw = model.apply(params, m.name, z, method=DiffMVAE.decode_feedforward)
       if m.kind == 'image':

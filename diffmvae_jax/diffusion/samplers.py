@@ -1,9 +1,11 @@
-"""Ancestral DDPM and DDIM samplers for the diffusion decoder (DESIGN §2.6).
+"""Samplers for the diffusion decoder (DESIGN §2.6): ancestral DDPM, DDIM, DPM-Solver++ (2M).
 
-Both run in-graph (`lax.fori_loop`), are jit-able with static `shape`/`num_steps`, and are
+All run in-graph (`lax.fori_loop`), are jit-able with static `shape`/`num_steps`, and are
 deterministic for a given PRNG key: the initial noise uses one split of the key and step i
-uses `fold_in(step_key, i)`. `eps_fn(x_t, t)` maps float32 (B, H, W, C) and int32 (B,) to the
-predicted noise; close over parameters and the conditioning latent z to build it.
+uses `fold_in(step_key, i)`; the same key gives DDIM and DPM-Solver++ the same x_T.
+`eps_fn(x_t, t)` maps float32 (B, H, W, C) and int32 (B,) to the predicted noise; close over
+parameters and the conditioning latent z to build it. `SAMPLER_NAMES` are the values of
+`sample.sampler`; `sample` dispatches on them.
 """
 
 from typing import Callable, Sequence
@@ -137,3 +139,113 @@ def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     return expand(c_x0) * x0 + expand(c_eps) * eps + expand(sigma) * noise
 
   return jax.lax.fori_loop(0, num_steps, body, x_init)
+
+
+def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
+  """Time-quadratic timesteps for DPM-Solver++, descending, distinct, static.
+
+  t_i = round((T - 1) (1 - i / (k - 1))^2), then made strictly decreasing from the end (each
+  at least one above the next), so k network calls always hit k distinct timesteps. Denser
+  near t = 0 than DDIM's uniform spacing: measured on Gaussian data with the exact score
+  (tests/test_diffusion.py), 20 steps on the linear T = 1000 schedule give the data's
+  standard deviation within 2.5 %, against +24 % with uniform spacing.
+
+  Args:
+    num_timesteps: T.
+    num_steps: k in [1, T].
+
+  Returns:
+    np.ndarray int32 (k,), strictly decreasing from T-1 to 0 (k = 1: [T-1]).
+  """
+  if not 1 <= num_steps <= num_timesteps:
+    raise ValueError(f'num_steps must be in [1, {num_timesteps}], got {num_steps}.')
+  if num_steps == 1:
+    return np.array([num_timesteps - 1], np.int32)
+  ts = np.floor((num_timesteps - 1) * np.linspace(1.0, 0.0, num_steps) ** 2 + 0.5).astype(int)
+  for i in range(num_steps - 2, -1, -1):
+    ts[i] = max(ts[i], ts[i + 1] + 1)
+  return ts.astype(np.int32)
+
+
+def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
+                            shape: Sequence[int], num_steps: int, clip_x0: bool = True):
+  """DPM-Solver++ (2M): multistep second-order solver of the probability-flow ODE.
+
+  Lu et al. 2022, data-prediction form, on the model's own discrete timesteps
+  (`dpm_solver_timesteps`), so it takes `num_steps` network calls. With alpha_t =
+  sqrt(abar_t), sigma_t = sqrt(1 - abar_t), lambda_t = log(alpha_t / sigma_t), a step from
+  s = t_i to t = t_{i+1} (h = lambda_t - lambda_s) is
+
+    x_t = (sigma_t / sigma_s) x_s - alpha_t expm1(-h) D,
+    D = x0_s + (x0_s - x0_{i-1}) / (2 r),   r = (lambda_s - lambda_{t_{i-1}}) / h,
+
+  first order (D = x0_s, which is DDIM with eta 0) at the first step, and the last call
+  (t = 0) returns its x0 prediction, as DDIM does. x0 predictions are clipped to [-1, 1]
+  when clip_x0 (the thresholding the data-prediction form is made for). Deterministic
+  given the initial noise; works for any schedule (linear, cosine).
+
+  Args:
+    eps_fn: (x_t float32 (B, ...), t int32 (B,)) -> eps float32 (B, ...).
+    schedule: DiffusionSchedule with T steps.
+    key: PRNG key (only the initial noise is drawn).
+    shape: static (B, H, W, C) (any (B, ...)).
+    num_steps: static k in [1, T], the number of network calls.
+    clip_x0: clip the predicted x_0 to [-1, 1].
+
+  Returns:
+    x_0 float32 `shape`.
+  """
+  ts = dpm_solver_timesteps(schedule.num_timesteps, num_steps)
+  ts_prev = np.concatenate([ts[1:], [-1]]).astype(np.int32)
+  ts_before = np.concatenate([ts[:1], ts[:-1]]).astype(np.int32)   # t_{i-1} (t_0 at i = 0)
+  ts, ts_prev, ts_before = jnp.asarray(ts), jnp.asarray(ts_prev), jnp.asarray(ts_before)
+  alpha = schedule.sqrt_alphas_cumprod
+  sigma = schedule.sqrt_one_minus_alphas_cumprod
+  lam = jnp.log(alpha) - jnp.log(sigma)                               # (T,) decreasing in t
+  init_key, _ = jax.random.split(key)                                 # DDIM's x_T for a key.
+  x_init = jax.random.normal(init_key, tuple(shape), jnp.float32)
+  batch = shape[0]
+
+  def body(i, carry):
+    x, x0_before = carry
+    t, t_next, t_before = ts[i], ts_prev[i], ts_before[i]
+    eps = eps_fn(x, jnp.full((batch,), t, jnp.int32))
+    x0 = (x - sigma[t] * eps) / alpha[t]
+    if clip_x0:
+      x0 = jnp.clip(x0, -1.0, 1.0)
+    last = t_next < 0
+    t_n = jnp.maximum(t_next, 0)
+    h = jnp.where(last, 1.0, lam[t_n] - lam[t])
+    r = jnp.where(i > 0, (lam[t] - lam[t_before]) / h, 1.0)
+    d = jnp.where(i > 0, x0 + (x0 - x0_before) / (2.0 * r), x0)
+    x_next = (sigma[t_n] / sigma[t]) * x - alpha[t_n] * jnp.expm1(-h) * d
+    return jnp.where(last, x0, x_next), x0
+
+  x, _ = jax.lax.fori_loop(0, num_steps, body, (x_init, x_init))
+  return x
+
+
+SAMPLER_NAMES = ('ddim', 'ddpm', 'dpmpp_2m')
+
+
+def sample(name: str, eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
+           num_steps: int, eta: float = 0.0, clip_x0: bool = True):
+  """Runs the sampler `name` (one of SAMPLER_NAMES); ddpm ignores num_steps and eta.
+
+  Args:
+    name: 'ddim' (num_steps, eta), 'ddpm' (all T steps) or 'dpmpp_2m' (num_steps).
+    eps_fn, schedule, key, shape, clip_x0: as for the samplers.
+    num_steps: network calls of ddim and dpmpp_2m, static, in [1, T].
+    eta: DDIM's stochasticity.
+
+  Returns:
+    x_0 float32 `shape`.
+  """
+  if name == 'ddpm':
+    return ddpm_sample(eps_fn, schedule, key, shape, clip_x0=clip_x0)
+  if name == 'ddim':
+    return ddim_sample(eps_fn, schedule, key, shape, num_steps=num_steps, eta=eta,
+                       clip_x0=clip_x0)
+  if name == 'dpmpp_2m':
+    return dpm_solver_pp_2m_sample(eps_fn, schedule, key, shape, num_steps, clip_x0=clip_x0)
+  raise ValueError(f'Unknown sampler {name!r}; valid names: {", ".join(SAMPLER_NAMES)}.')
