@@ -67,10 +67,49 @@ def run_mode(mode: str, config, workdir: str):
   raise ValueError(f'Unknown mode {mode!r}.')
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with every mistake in a --config flag answered in one line.
+
+  A --config path that does not exist, a config argument get_config refuses
+  (configs/x.py:bogus), an override of a key the config does not have
+  (--config.train.nokey=1) or of the wrong type exits with status 1 and one line, instead
+  of a traceback from ml_collections.
+  """
+  try:
+    remaining = FLAGS(argv)
+    FLAGS.config.keys()   # A config that failed to load raises only when first used.
+  except flags.Error as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    message = lines[0] if len(lines) == 1 else f'{lines[0].split(": ")[0]}: {lines[-1]}'
+    sys.exit(f'error (flags): {message} (--helpshort lists the flags)')
+  except (AttributeError, KeyError) as e:
+    arg = next((a for a in argv[1:] if a.startswith('--config.')), '--config.<key>')
+    sys.exit(f'error (ConfigError): {arg.split("=")[0]}: no such config key ({e}); '
+             'configs/default.py lists every key.')
+  except (IOError, ImportError, SyntaxError) as e:
+    path = FLAGS['config'].serialize() if 'config' in FLAGS else '--config'
+    reason = str(e.__cause__ or e).strip().splitlines()[-1].strip()
+    sys.exit(f'error (ConfigError): {path}: cannot load this config file ({reason}); give '
+             'the path of a config module such as configs/demo.py.')
+  return remaining
+
+
+def check_inputs(config, workdir: str) -> None:
+  """Every config value and --workdir checked before anything expensive (ConfigError)."""
+  from diffmvae_jax import config_checks
+  config_checks.check_workdir(workdir)
+  config_checks.check_config(config)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  from diffmvae_jax import errors
+  try:
+    check_inputs(FLAGS.config, FLAGS.workdir)
+  except errors.ConfigError as e:
+    sys.exit(f'error (ConfigError): {e}')
   # Imported here so jax.distributed can be initialised before any other JAX use.
   from diffmvae_jax import parallel
   parallel.maybe_initialize_distributed(FLAGS.distributed, FLAGS.coordinator_address,
@@ -79,7 +118,6 @@ def main(argv):
   logging.info('JAX %s: process %d of %d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].platform)
-  from diffmvae_jax import errors
   from diffmvae_jax.data.errors import DataError
   from diffmvae_jax.metrics.classifiers import ClassifierError
   from diffmvae_jax.metrics.torchscript_weights import InceptionWeightsError
@@ -87,9 +125,8 @@ def main(argv):
     run_mode(FLAGS.mode, FLAGS.config, FLAGS.workdir)
   except (errors.ConfigError, errors.CheckpointError, errors.NonFiniteLossError, DataError,
           ClassifierError, InceptionWeightsError) as e:
-    logging.error('%s: %s', type(e).__name__, e)
     sys.exit(f'error ({type(e).__name__}): {e}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

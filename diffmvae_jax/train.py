@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from diffmvae_jax import checkpoint as checkpoint_lib
+from diffmvae_jax import config_checks
 from diffmvae_jax import parallel
 from diffmvae_jax import sample_grid
 from diffmvae_jax import train_state as train_state_lib
@@ -39,11 +40,12 @@ from diffmvae_jax.errors import ConfigError, NonFiniteLossError
 from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import modalities as modalities_lib
 
-KL_ESTIMATORS = ('subset_average', 'mixture_mc')
+KL_ESTIMATORS = config_checks.KL_ESTIMATORS
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Checks values that would otherwise fail deep inside jit with an obscure error."""
+  config_checks.check_config(config)
   if config.loss.kl_estimator not in KL_ESTIMATORS:
     raise ConfigError(f'Unknown loss.kl_estimator {config.loss.kl_estimator!r}; '
                       f'choose one of {KL_ESTIMATORS}.')

@@ -1,0 +1,204 @@
+"""Every config key and CLI flag: a bad value is one line naming key, value and rule.
+
+Each bad value goes through the CLI's own code (main.parse_flags + main.check_inputs, the
+path `python -m diffmvae_jax.main` takes before any mode starts) in-process, so the whole
+list costs seconds; a few cases also run as real subprocesses to prove the exit path.
+"""
+
+import os
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from configs import default
+from diffmvae_jax import config_checks
+from diffmvae_jax import errors
+from diffmvae_jax import main
+from diffmvae_jax import train
+from diffmvae_jax import train_prior
+from diffmvae_jax.models import modalities as modalities_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Keys whose every CLI value has the right type and meaning here: free text whose names are
+# checked against the dataset's modalities (tests/test_model.py), and booleans (absl
+# refuses anything but a boolean, see test_cli_type_errors_are_one_line).
+NO_BAD_CLI_VALUE = {'data.modalities', 'model.decoder_overrides', 'loss.weight_overrides',
+                    'sample.given', 'data.crop_to_bbox', 'model.use_prior_expert',
+                    'model.diffusion.shared_unet', 'sample.use_ema', 'eval.fid_conditional',
+                    'eval.latent_gap', 'prior.joint'}
+CUB_ONLY = {'data.image_size', 'data.crop_to_bbox', 'data.validation_fraction'}
+
+
+def _bad_values(a_file):
+  bad = {
+      'seed': '-1',
+      'data.dataset': 'imagenet', 'data.num_image_modalities': '0', 'data.build_seed': '-1',
+      'data.max_examples_per_split': '-5', 'data.data_dir': a_file,
+      'data.manual_dir': '/nonexistent/mnist', 'data.num_workers': '-1',
+      'data.image_size': '0', 'data.validation_fraction': '1.0',
+      'model.latent_dim': '0', 'model.image_likelihood_scale': 'nan',
+      'model.image_encoder.channels': '(32,0)', 'model.image_encoder.hidden': '0',
+      'model.image_ff_decoder.channels': '()', 'model.image_ff_decoder.hidden': '-1',
+      'model.text.embed_dim': '0', 'model.text.channels': '(64,-1)', 'model.text.hidden': '0',
+      'model.label_hidden': '0', 'model.attributes_hidden': '-3',
+      'model.diffusion.schedule': 'sigmoid', 'model.diffusion.num_timesteps': '1',
+      'model.diffusion.beta_start': '0', 'model.diffusion.beta_end': '1.5',
+      'model.diffusion.modality_subsample': '-1', 'model.diffusion.base_channels': '0',
+      'model.diffusion.channel_mults': '(1,0)', 'model.diffusion.num_res_blocks': '0',
+      'model.diffusion.attention_resolutions': '(7,-1)', 'model.diffusion.num_groups': '0',
+      'model.diffusion.dropout': '1.0',
+      'loss.beta': '-1', 'loss.kl_estimator': 'iwae',
+      'train.num_steps': '-1', 'train.batch_size': '0', 'train.learning_rate': 'nan',
+      'train.warmup_steps': '-1', 'train.end_learning_rate_factor': '-0.1',
+      'train.weight_decay': '-1', 'train.grad_clip_norm': 'inf', 'train.ema_decay': '1.0',
+      'train.log_every': '0', 'train.checkpoint_every': '0', 'train.keep_checkpoints': '0',
+      'train.sample_every': '-1',
+      'sample.num': '0', 'sample.sampler': 'euler', 'sample.steps': '0', 'sample.eta': '-1',
+      'sample.prior': 'flow',
+      'eval.step': '-2', 'eval.split': 'dev', 'eval.num_examples': '-1',
+      'eval.batch_size': '0', 'eval.metrics': 'coherence,accuracy',
+      'eval.classifier_dir': a_file, 'eval.classifier_steps': '0',
+      'eval.unconditional_num': '-1', 'eval.fid_weights': '/nonexistent/inception.pt',
+      'eval.fid_cache_dir': a_file,
+      'prior.sde': 'cld', 'prior.beta_min': '0', 'prior.beta_max': '-1',
+      'prior.sigma_min': '0', 'prior.sigma_max': 'inf', 'prior.width': '0',
+      'prior.depth': '0', 'prior.embed_dim': '0', 'prior.latents': 'mode',
+      'prior.num_steps': '-1', 'prior.batch_size': '0', 'prior.learning_rate': '0',
+      'prior.warmup_steps': '-1', 'prior.end_learning_rate_factor': '-1',
+      'prior.weight_decay': '-1', 'prior.grad_clip_norm': '-1', 'prior.ema_decay': '1',
+      'prior.log_every': '0', 'prior.checkpoint_every': '0', 'prior.sampler': 'rk4',
+      'prior.sampler_steps': '0', 'prior.snr': '0',
+  }
+  for kind in modalities_lib.DECODERS_BY_KIND:
+    bad[f'model.decoders.{kind}'] = 'wavelet'
+    bad[f'loss.weights.{kind}'] = '-1'
+  return bad
+
+
+def _leaf_keys(config, prefix=''):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _leaf_keys(value, f'{prefix}{key}.')
+    else:
+      yield prefix + key
+
+
+def _cli_error(monkeypatch, *overrides, config='configs/default.py', workdir='/tmp/unused'):
+  """Runs the CLI's parsing and checks in-process; returns the one-line error or None."""
+  argv = ['diffmvae_jax.main', f'--config={os.path.join(REPO, config)}',
+          f'--workdir={workdir}', *overrides]
+  monkeypatch.setattr(sys, 'argv', argv)   # ml_collections reads overrides from sys.argv.
+  if main.FLAGS.is_parsed():
+    main.FLAGS.unparse_flags()
+  try:
+    main.parse_flags(argv)
+    main.check_inputs(main.FLAGS.config, main.FLAGS.workdir)
+  except errors.ConfigError as e:
+    return f'error (ConfigError): {e}'
+  except SystemExit as e:
+    return str(e.code)
+  finally:
+    main.FLAGS.unparse_flags()
+    for name in [n for n in main.FLAGS if n.startswith('config.')]:
+      delattr(main.FLAGS, name)   # Override flags are registered per parse; start clean.
+  return None
+
+
+def test_every_default_key_has_a_rule_and_every_rule_a_key():
+  keys = set(_leaf_keys(default.get_config()))
+  assert keys - set(config_checks.RULES) == set(), 'give these keys a rule in config_checks'
+  assert set(config_checks.RULES) - keys == CUB_ONLY
+
+
+def test_name_tables_match_their_modules():
+  assert config_checks.KL_ESTIMATORS == train.KL_ESTIMATORS
+  assert config_checks.PRIOR_LATENTS == train_prior.LATENT_KINDS
+
+
+@pytest.mark.parametrize('config', ['default.py', 'demo.py', 'test_tiny.py', 'polymnist.py',
+                                    'polymnist_mopoe.py', 'compare_polymnist.py:diffusion',
+                                    'compare_polymnist.py:mopoe', 'paper_recipe.py', 'cub.py',
+                                    'celebamask_hq.py'])
+def test_shipped_configs_pass(monkeypatch, tmp_path, config):
+  assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
+
+
+def test_every_key_refuses_a_bad_value_in_one_line(monkeypatch, tmp_path):
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('not a directory')
+  bad = _bad_values(str(a_file))
+  assert set(bad) == set(config_checks.RULES) - NO_BAD_CLI_VALUE
+  for key, value in bad.items():
+    config = 'configs/cub.py' if key in CUB_ONLY else 'configs/default.py'
+    line = _cli_error(monkeypatch, f'--config.{key}={value}', config=config,
+                      workdir=str(tmp_path / 'w'))
+    assert line is not None, f'{key}={value} was accepted'
+    assert line.startswith(f'error (ConfigError): {key}='), line
+    assert '\n' not in line and 'must' in line, line
+  assert not (tmp_path / 'w').exists()   # Nothing was created.
+
+
+@pytest.mark.parametrize('overrides,starts', [
+    (('--config.model.diffusion.beta_start=0.05',), 'model.diffusion.beta_start=0.05: must be '
+     'below model.diffusion.beta_end'),
+    (('--config.sample.steps=1001',), 'sample.steps=1001: must be <= model.diffusion.num_'),
+    (('--config.sample.sampler=dpmpp_2m', '--config.sample.steps=1001'), 'sample.steps=1001'),
+    (('--config.model.diffusion.num_groups=7',), 'model.diffusion.num_groups=7: must divide'),
+    (('--config.prior.beta_min=30.0',), 'prior.beta_min=30.0: must be below prior.beta_max'),
+    (('--config.prior.sigma_min=60.0',), 'prior.sigma_min=60.0: must be below'),
+    (('--config.prior.embed_dim=127',), 'prior.embed_dim=127: must be even'),
+])
+def test_cross_key_rules(monkeypatch, overrides, starts):
+  line = _cli_error(monkeypatch, *overrides)
+  assert line == f'error (ConfigError): {line[len("error (ConfigError): "):]}'
+  assert line[len('error (ConfigError): '):].startswith(starts), line
+  # ddpm ignores sample.steps.
+  assert _cli_error(monkeypatch, '--config.sample.sampler=ddpm',
+                    '--config.sample.steps=5000') is None
+
+
+def test_cli_flag_errors_are_one_line(monkeypatch, tmp_path):
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  cases = [
+      ((), 'configs/nope.py', str(tmp_path), 'error (ConfigError): --config='),
+      ((), 'configs/compare_polymnist.py:bogus', str(tmp_path), "error (flags): flag --config"),
+      (('--config.train.nokey=1',), 'configs/default.py', str(tmp_path),
+       'error (ConfigError): --config.train.nokey: no such config key'),
+      (('--config.train.batch_size=abc',), 'configs/default.py', str(tmp_path),
+       'error (flags): flag --config.train.batch_size=abc'),
+      (('--config.sample.use_ema=maybe',), 'configs/default.py', str(tmp_path),
+       'error (flags): flag --config.sample.use_ema=maybe'),
+      (('--mode=fly',), 'configs/default.py', str(tmp_path), 'error (flags): flag --mode=fly'),
+      ((), 'configs/default.py', str(a_file),
+       f'error (ConfigError): --workdir={a_file}: is an existing file'),
+      ((), 'configs/default.py', str(a_file / 'sub'), 'error (ConfigError): --workdir='),
+  ]
+  for overrides, config, workdir, starts in cases:
+    line = _cli_error(monkeypatch, *overrides, config=config, workdir=workdir)
+    assert line is not None and line.startswith(starts), (overrides, config, line)
+    assert '\n' not in line and 'Traceback' not in line, line
+
+
+def test_cli_subprocess_one_line_and_checkpoints_untouched(tmp_path):
+  """The real command: exit status 1, one stderr line, an existing workdir left as it was."""
+  workdir = tmp_path / 'run'
+  saved = workdir / 'checkpoints' / '100'
+  saved.mkdir(parents=True)
+  (saved / 'state').write_bytes(b'checkpoint bytes')
+  before = sorted(str(p) for p in workdir.rglob('*'))
+  for args, starts in [(['--config.loss.beta=-0.5'], 'error (ConfigError): loss.beta=-0.5'),
+                       (['--config.train.nokey=1'], 'error (ConfigError): --config.train.nokey'),
+                       (['--config=configs/missing.py'], 'error (ConfigError): --config=')]:
+    config = [] if any(a.startswith('--config=') for a in args) else ['--config=configs/demo.py']
+    proc = subprocess.run(
+        [sys.executable, '-m', 'diffmvae_jax.main', *config, f'--workdir={workdir}', *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(starts), proc.stderr
+  assert sorted(str(p) for p in workdir.rglob('*')) == before
+  assert (saved / 'state').read_bytes() == b'checkpoint bytes'
