@@ -258,7 +258,7 @@ def test_dpm_solver_recovers_gaussian(kind, num_timesteps):
   assert abs(x.mean() - want_mean) < 4 * want_std / np.sqrt(n), (x.mean(), want_mean)
   assert abs(x.std() - want_std) < 4 * want_std / np.sqrt(2 * n), (x.std(), want_std)
   # The solver itself: within 2.5 % of the data's moments at 20 calls, where DDIM at the same
-  # 20 calls is 8-14 % off (measured by the same exact recursion, `_expected_std` for T=100).
+  # 20 calls is 7-14 % off (measured by the same exact recursion, `_expected_std` for T=100).
   assert abs(want_mean - mean) < 1e-3 and abs(want_std - std) < 0.025 * std, want_std
   np.testing.assert_allclose(x.mean(), mean, atol=4 * std / np.sqrt(n) + 1e-3)
   np.testing.assert_allclose(x.std(), std, atol=4 * std / np.sqrt(2 * n) + 0.025 * std)

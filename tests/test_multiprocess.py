@@ -2,6 +2,9 @@
 
 Each process reads its half of every global batch; the global batch, and so the
 losses, must equal a single-process run of the same config.
+
+Marked slow (`pytest -m slow`): two processes compiling the model on a 2-core machine take
+~2-3 minutes per test, a quarter of the default suite's budget.
 """
 
 import json
@@ -21,6 +24,7 @@ def _losses(workdir):
     return {r['step']: r for r in map(json.loads, f)}
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tiny_config, tiny_data_dir, tmp_path):
   reference = str(tmp_path / 'single')
   train.train_and_evaluate(tiny_config, reference)
@@ -41,6 +45,7 @@ def test_two_processes_match_one(tiny_config, tiny_data_dir, tmp_path):
     assert multi[step]['loss'] == pytest.approx(single[step]['loss'], rel=1e-5), step
 
 
+@pytest.mark.slow
 def test_two_process_evaluation_matches_one(tiny_config, tiny_data_dir, tmp_path):
   """--mode=eval on 2 processes (gathered batches, lead-only files) = 1 process."""
   from diffmvae_jax import evaluate  # pylint: disable=g-import-not-at-top
