@@ -22,6 +22,7 @@ Resumable: a finished setting is read back from its JSON.
 import dataclasses
 import json
 import os
+import sys
 import time
 
 from absl import app
@@ -30,7 +31,8 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from diffmvae_jax import evaluate
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from diffmvae_jax import evaluate  # pylint: disable=g-import-not-at-top
 from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
 
@@ -94,6 +96,7 @@ def images_per_second(ev: evaluate.Evaluator, given: tuple) -> float:
 
 def run_setting(config, workdir: str, out_dir: str, given: tuple) -> dict:
   """Evaluates one setting into out_dir (resumable task files); returns the eval record."""
+  config.eval.classifier_dir = config.eval.classifier_dir or os.path.join(workdir, 'classifiers')
   ev = evaluate.Evaluator(config, workdir)
   ev.plan = dataclasses.replace(
       ev.plan, conditional={g: p for g, p in ev.plan.conditional.items() if g == given})

@@ -44,3 +44,15 @@ def test_summary_and_markdown():
   assert table[0].startswith('| sampler | calls | N | FID m0 | FID m1 |')
   assert table[2] == '| dpmpp_2m | 20 | 250 | 100.0 | 90.5 | 50.0 % | 25.0 % | 12.3 |'
   assert table[3].startswith('| ddpm | all T | 50 |')
+
+
+def test_prior_steps_settings_and_config():
+  import prior_steps  # pylint: disable=g-import-not-at-top
+  assert prior_steps.parse_settings('pc:500,ode_heun:20') == [('pc', 500), ('ode_heun', 20)]
+  with pytest.raises(app.UsageError, match='sampler:steps'):
+    prior_steps.parse_settings('pc')
+  base = compare_polymnist.get_config('diffusion')
+  c = prior_steps.setting_config(base, 'sde', 'ode_heun', 20, 300)
+  assert (c.sample.prior, c.prior.sampler, c.prior.sampler_steps) == ('sde', 'ode_heun', 20)
+  assert c.eval.num_examples == c.eval.unconditional_num == 300
+  assert base.sample.prior == 'gaussian' and base.prior.sampler == 'pc'
