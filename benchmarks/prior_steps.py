@@ -28,14 +28,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from diffmvae_jax import evaluate  # pylint: disable=g-import-not-at-top
 from diffmvae_jax import sample as sample_lib
 
-config_flags.DEFINE_config_file('config', None, "The run's config.", lock_config=False)
-flags.DEFINE_string('workdir', None, 'Workdir with the VAE and its latent prior.')
-flags.DEFINE_string('settings', 'pc:500,pc:100,ode_heun:10,ode_heun:20,ode_heun:50,'
-                    'euler_maruyama:100', 'Comma-separated prior.sampler:steps.')
-flags.DEFINE_integer('num', 1000, 'Test examples (posterior) and prior samples.')
-flags.DEFINE_string('out', 'runs/prior_steps', 'Output folder (summary.json).')
-flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  config_flags.DEFINE_config_file('config', None, "The run's config.", lock_config=False)
+  flags.DEFINE_string('workdir', None, 'Workdir with the VAE and its latent prior.')
+  flags.DEFINE_string('settings', 'pc:500,pc:100,ode_heun:10,ode_heun:20,ode_heun:50,'
+                      'euler_maruyama:100', 'Comma-separated prior.sampler:steps.')
+  flags.DEFINE_integer('num', 1000, 'Test examples (posterior) and prior samples.')
+  flags.DEFINE_string('out', 'runs/prior_steps', 'Output folder (summary.json).')
+  flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def parse_settings(text: str) -> list:
@@ -93,4 +97,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

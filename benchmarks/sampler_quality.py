@@ -36,19 +36,23 @@ from diffmvae_jax import evaluate  # pylint: disable=g-import-not-at-top
 from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
 
-config_flags.DEFINE_config_file('config', None, 'The run\'s config.', lock_config=False)
-flags.DEFINE_string('workdir', None, 'Training workdir holding the checkpoint.')
-flags.DEFINE_string('classifier_dir', '', 'From --mode=train_classifiers.')
-flags.DEFINE_string('fid_cache_dir', '', "Reference statistics cache ('' = <out>/fid_stats).")
-flags.DEFINE_string('settings', 'dpmpp_2m:10,dpmpp_2m:20,ddim:10,ddim:20,ddim:50',
-                    'Comma-separated sampler:calls (ddpm:<T> for ancestral DDPM).')
-flags.DEFINE_integer('num', 250, 'N: test examples given --given, unconditional samples, '
-                     'and FID reference images.')
-flags.DEFINE_integer('ddpm_num', 0, 'N for ddpm settings (0 = --num).')
-flags.DEFINE_string('given', 'm0', 'Given modalities of the conditional coherence.')
-flags.DEFINE_string('out', 'runs/sampler_quality', 'Output folder (JSON per setting).')
-flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  config_flags.DEFINE_config_file('config', None, 'The run\'s config.', lock_config=False)
+  flags.DEFINE_string('workdir', None, 'Training workdir holding the checkpoint.')
+  flags.DEFINE_string('classifier_dir', '', 'From --mode=train_classifiers.')
+  flags.DEFINE_string('fid_cache_dir', '', "Reference statistics cache ('' = <out>/fid_stats).")
+  flags.DEFINE_string('settings', 'dpmpp_2m:10,dpmpp_2m:20,ddim:10,ddim:20,ddim:50',
+                      'Comma-separated sampler:calls (ddpm:<T> for ancestral DDPM).')
+  flags.DEFINE_integer('num', 250, 'N: test examples given --given, unconditional samples, '
+                       'and FID reference images.')
+  flags.DEFINE_integer('ddpm_num', 0, 'N for ddpm settings (0 = --num).')
+  flags.DEFINE_string('given', 'm0', 'Given modalities of the conditional coherence.')
+  flags.DEFINE_string('out', 'runs/sampler_quality', 'Output folder (JSON per setting).')
+  flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def parse_settings(text: str) -> list:
@@ -166,4 +170,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
