@@ -64,7 +64,8 @@ def make_joint_prior_step(model: diffmvae.DiffMVAE, net, optimizer, config) -> C
   Args (of the returned function):
     prior_state: train_prior.PriorState.
     vae_params: the VAE parameters to encode with (EMA ones by default).
-    batch: the VAE's global training batch (dict of modality arrays, (B, ...)).
+    batch: the VAE's global training batch (dict of modality arrays, (B, ...), optionally
+      'available' (B, M) bool).
 
   Returns metrics {'prior/loss', 'prior/grad_norm', 'prior/learning_rate'} (scalars).
   """
@@ -75,7 +76,10 @@ def make_joint_prior_step(model: diffmvae.DiffMVAE, net, optimizer, config) -> C
   def step(prior_state, vae_params, batch):
     key = jax.random.fold_in(jax.random.fold_in(prior_state.rng, prior_state.step),
                              train_prior._SAMPLE_LATENTS_TAG)  # pylint: disable=protected-access
-    z = jax.lax.stop_gradient(encode(vae_params, {k: batch[k] for k in names}, key))
+    # 'available' travels with the modalities: the PoE is then over each example's
+    # available experts only (train_prior.make_encode_fn).
+    inputs = {k: batch[k] for k in (*names, 'available') if k in batch}
+    z = jax.lax.stop_gradient(encode(vae_params, inputs, key))
     mean, std = update_running_stats(prior_state.latent_mean, prior_state.latent_std, z,
                                      prior_state.step)
     prior_state = prior_state.replace(latent_mean=mean, latent_std=std)
