@@ -31,9 +31,13 @@ from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import fusion
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config of the checkpoint.')
-flags.DEFINE_string('workdir', None, 'Workdir with the VAE checkpoint.', required=True)
-flags.DEFINE_integer('num', 2000, 'Test examples (half to fit class means, half to score).')
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config of the checkpoint.')
+  flags.DEFINE_string('workdir', None, 'Workdir with the VAE checkpoint.', required=True)
+  flags.DEFINE_integer('num', 2000, 'Test examples (half to fit class means, half to score).')
 
 
 def nearest_class_mean_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
@@ -88,4 +92,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
