@@ -109,12 +109,15 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_pa
   tiny_config.train.num_steps = 2
   train.train_and_evaluate(tiny_config, workdir)
   tiny_config.train.num_steps = 6
-  tiny_config.loss.beta = float('nan')    # Loss terms outside the model config: resumable.
+  # A weight that overflows float32 (1e300 -> inf) makes the loss inf from step 3; loss
+  # weights are outside the model config, so the run stays resumable. (A NaN beta is now
+  # refused up front by config_checks.)
+  tiny_config.loss.weights.image = 1e300
   with pytest.raises(NonFiniteLossError, match=r"step 3 in \[.*'loss'.*\].*step 2\) is kept"):
     train.train_and_evaluate(tiny_config, workdir)
   checkpointer = checkpoint_lib.Checkpointer(workdir)
   assert checkpointer.all_steps() == [2]
-  tiny_config.loss.beta = 1.0
+  tiny_config.loss.weights.image = 1.0
   assert train.train_and_evaluate(tiny_config, workdir)['loss'] > 0   # Resumes from step 2.
 
 
