@@ -137,6 +137,18 @@ def existing_file() -> Rule:
 _POS = integer(lo=1)
 _NONNEG = integer(lo=0)
 
+
+
+def _loop_rules(section: str) -> dict:
+  """The optimiser and loop keys the VAE (train.*) and the latent prior (prior.*) share."""
+  return {f'{section}.{key}': rule for key, rule in (
+      ('learning_rate', real(0.0, lo_open=True)), ('warmup_steps', _NONNEG),
+      ('end_learning_rate_factor', real(0.0)), ('weight_decay', real(0.0)),
+      ('grad_clip_norm', real(0.0, why=' (0 = no clipping)')),
+      ('ema_decay', real(0.0, 1.0, hi_open=True)), ('log_every', _POS),
+      ('checkpoint_every', _POS))}
+
+
 RULES: dict[str, Rule] = {
     'seed': integer(lo=0),
     # data
@@ -184,14 +196,6 @@ RULES: dict[str, Rule] = {
     # train
     'train.num_steps': _NONNEG,
     'train.batch_size': _POS,
-    'train.learning_rate': real(0.0, lo_open=True),
-    'train.warmup_steps': _NONNEG,
-    'train.end_learning_rate_factor': real(0.0),
-    'train.weight_decay': real(0.0),
-    'train.grad_clip_norm': real(0.0, why=' (0 = no clipping)'),
-    'train.ema_decay': real(0.0, 1.0, hi_open=True),
-    'train.log_every': _POS,
-    'train.checkpoint_every': _POS,
     'train.keep_checkpoints': _POS,
     'train.sample_every': integer(lo=0, why=' (0 = only at the end)'),
     # sample
@@ -227,19 +231,13 @@ RULES: dict[str, Rule] = {
     'prior.latents': choice(PRIOR_LATENTS),
     'prior.num_steps': _NONNEG,
     'prior.batch_size': _POS,
-    'prior.learning_rate': real(0.0, lo_open=True),
-    'prior.warmup_steps': _NONNEG,
-    'prior.end_learning_rate_factor': real(0.0),
-    'prior.weight_decay': real(0.0),
-    'prior.grad_clip_norm': real(0.0, why=' (0 = no clipping)'),
-    'prior.ema_decay': real(0.0, 1.0, hi_open=True),
-    'prior.log_every': _POS,
-    'prior.checkpoint_every': _POS,
     'prior.sampler': choice(sde_samplers.SAMPLER_NAMES),
     'prior.sampler_steps': _POS,
     'prior.snr': real(0.0, lo_open=True),
     'prior.joint': boolean(),
 }
+RULES.update(_loop_rules('train'))
+RULES.update(_loop_rules('prior'))
 # Per-kind decoder choices and likelihood weights: model.decoders.<kind>, loss.weights.<kind>.
 for _kind, _names in modalities_lib.DECODERS_BY_KIND.items():
   RULES[f'model.decoders.{_kind}'] = choice(_names)
