@@ -18,17 +18,15 @@ import sys
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diffmvae_jax import parallel  # pylint: disable=g-import-not-at-top
-from diffmvae_jax import train_prior
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.models import diffmvae
-from diffmvae_jax.models import fusion
+from diffmvae_jax.tasks import vae
 
 FLAGS = flags.FLAGS
 
@@ -55,16 +53,14 @@ def nearest_class_mean_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
 def main(argv):
   del argv
   config = FLAGS.config
-  model, state, step = train_prior.restore_vae(config, FLAGS.workdir, None)
+  model, state, step = vae.restore_vae(config, FLAGS.workdir)
   mesh = parallel.make_mesh()
   names = tuple(model.names)
-  members = jnp.ones((len(names),), bool)
 
   @jax.jit
   def encode(params, batch):
-    mu, logvar = model.apply({'params': params}, batch, method=diffmvae.DiffMVAE.encode)
-    mu_s, _ = fusion.product_of_experts(mu, logvar, members,
-                                        model.model_config.use_prior_expert)
+    mu, _ = model.apply({'params': params}, batch, method=diffmvae.DiffMVAE.encode)
+    mu_s, _ = model.apply({'params': params}, batch, method=diffmvae.DiffMVAE.posterior)
     return mu, mu_s
 
   iterator = pipeline.make_eval_iterator(

@@ -25,11 +25,11 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diffmvae_jax import generate as generate_lib  # pylint: disable=g-import-not-at-top
-from diffmvae_jax import train
 from diffmvae_jax import train_state as train_state_lib
 from diffmvae_jax.data.dataset_api import ModalitySpec
 from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import modalities as modalities_lib
+from diffmvae_jax.tasks import vae
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/cub.py', 'Config to measure.')
@@ -67,12 +67,12 @@ def main(argv):
   modalities = modalities_lib.resolve_modalities(config, nominal_specs(config, FLAGS.vocab_size))
   model = diffmvae.model_from_config(config, modalities)
   optimizer = train_state_lib.make_optimizer(config.train)
-  init, init_key = train._make_init_fn(config, model, optimizer)  # pylint: disable=protected-access
+  init, init_key = vae.make_init_fn(config, model, optimizer)
   state = jax.eval_shape(init, init_key)
   batch = {m.name: jax.ShapeDtypeStruct(
       (b,) + tuple(m.shape), jnp.float32 if m.kind in modalities_lib.FLOAT_KINDS else jnp.int32)
            for m in modalities}
-  step = jax.jit(train.make_train_step(model, optimizer, config))
+  step = jax.jit(vae.make_train_step(model, optimizer, config))
   train_flops = flops_of(step.lower(state, batch))
   result = {
       'config': FLAGS['config'].config_filename,

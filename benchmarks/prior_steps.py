@@ -26,7 +26,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from diffmvae_jax import evaluate  # pylint: disable=g-import-not-at-top
-from diffmvae_jax import sample as sample_lib
+from diffmvae_jax.tasks import score_prior
 
 FLAGS = flags.FLAGS
 
@@ -64,7 +64,7 @@ def setting_config(config, prior: str, sampler: str = 'pc', steps: int = 500, nu
 
 def samples_per_second(config, workdir: str, num: int) -> float:
   """Latents/s of the prior's sampler (one call of `num`, median of 3 after compiling)."""
-  sampler = sample_lib.latent_sampler_for(config, workdir)
+  sampler = score_prior.latent_sampler_for(config, workdir)
   if sampler is None:
     return float('nan')
   jax.block_until_ready(sampler(jax.random.PRNGKey(0), num))

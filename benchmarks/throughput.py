@@ -29,9 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diffmvae_jax import generate as generate_lib  # pylint: disable=g-import-not-at-top
 from diffmvae_jax import parallel
-from diffmvae_jax import train
 from diffmvae_jax import train_state as train_state_lib
-from diffmvae_jax.models import diffmvae
+from diffmvae_jax.tasks import vae
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to measure.')
@@ -67,10 +66,10 @@ def main(argv):
   if FLAGS.batch_size:
     config.train.batch_size = FLAGS.batch_size
   batch_size = config.train.batch_size
-  model = train.build_model(config)
+  model = vae.build_model(config)
   mesh = parallel.make_mesh()
   optimizer = train_state_lib.make_optimizer(config.train)
-  state = train.init_state(config, model, optimizer, mesh)
+  state = vae.init_state(config, model, optimizer, mesh)
   rng = np.random.default_rng(0)
   batch = {}
   for m in model.modalities:
@@ -82,7 +81,7 @@ def main(argv):
     else:
       batch[m.name] = rng.integers(0, m.num_classes, shape).astype(np.int32)
   batch = parallel.global_batch(batch, mesh)
-  step = jax.jit(train.make_train_step(model, optimizer, config),
+  step = jax.jit(vae.make_train_step(model, optimizer, config),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
                  donate_argnums=(0,))

@@ -14,7 +14,7 @@ The data (nothing is downloaded): the extracted CelebAMask-HQ.zip of Lee et al. 
   CelebA-HQ-img/{i}.jpg, CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{part}.png,
   CelebAMask-HQ-attribute-anno.txt, CelebA-HQ-to-CelebA-mapping.txt.
 A missing or malformed entry is an error that names it and shows this layout
-(data/celebamask_hq.py). The first run builds the TFDS dataset into `data.data_dir`
+(data/celebamask_hq/). The first run builds the TFDS dataset into `data.data_dir`
 (atomic; 128x128 images, masks and attributes, ~2 GB; about 15 minutes on 2 cores
 measured on synthetic files of the real sizes). Splits follow the original CelebA index.
 There is no class label, so coherence does not apply (eval.metrics is f1,fid).

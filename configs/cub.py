@@ -18,7 +18,7 @@ The data (nothing is downloaded): put in `data.manual_dir` either
   - the MMVAE `cub.zip` layout (cub/{train,test}/<class>/*.jpg and
     text_{trainval,test}classes.txt, 10 lines per image).
 A missing or malformed file is an error that names it and shows the expected layout
-(data/cub.py). The first run builds the TFDS dataset into `data.data_dir` (atomic:
+(data/cub/). The first run builds the TFDS dataset into `data.data_dir` (atomic:
 64x64 images, all 10 captions per image, the vocabulary; ~20 minutes for the 11,788 images
 on 2 CPU cores, about 150 MB); a validation split is carved from train by image.
 `--config.data.crop_to_bbox=True` crops around the bird's bounding box (official layout).

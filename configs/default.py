@@ -162,6 +162,6 @@ def get_config() -> ml_collections.ConfigDict:
   prior.sampler_steps = 500         # Reverse-time steps of the sampler.
   prior.snr = 0.16                  # Langevin corrector signal-to-noise ratio (pc only).
   # True: --mode=train also trains the prior, one step per VAE step, on stopped-gradient
-  # latents with running standardisation (diffmvae_jax/joint_prior.py; prior.num_steps unused).
+  # latents with running standardisation (diffmvae_jax/tasks/joint_prior.py; prior.num_steps unused).
   prior.joint = False
   return config

@@ -26,6 +26,16 @@ COMPATIBILITY_KEYS = ('model', 'data.dataset', 'data.num_image_modalities', 'dat
 VOCABULARY_KEY = '_caption_vocabulary'
 
 
+def config_json(config) -> str:
+  """The config (ml_collections.ConfigDict) as sorted JSON, the form checkpoints save."""
+  return config.to_json_best_effort(sort_keys=True)
+
+
+def config_as_dict(config) -> dict:
+  """The config as plain nested dicts (what a saved config restores as)."""
+  return json.loads(config_json(config))
+
+
 def lookup(config_dict: dict, dotted: str):
   """config_dict['a']['b'] for 'a.b', or None when absent."""
   node = config_dict
@@ -151,9 +161,6 @@ class Checkpointer:
           'corrupt, move that step directory aside to resume from an earlier step, or start '
           'afresh with a new --workdir.') from e
     return restored['state'], restored['data_iter']
-
-  def wait(self) -> None:
-    self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.wait_until_finished()

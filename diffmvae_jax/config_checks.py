@@ -23,12 +23,12 @@ from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.diffusion import sde as sde_lib
 from diffmvae_jax.diffusion import sde_samplers
 from diffmvae_jax.errors import ConfigError
-from diffmvae_jax.eval_plan import METRICS
 from diffmvae_jax.models import modalities as modalities_lib
 
 KL_ESTIMATORS = ('subset_average', 'mixture_mc')
 PRIOR_LATENTS = ('mean', 'sample')
 SAMPLE_PRIORS = ('gaussian', 'sde')
+EVAL_METRICS = ('coherence', 'fid', 'f1', 'caption_nll')
 
 # A rule returns None when the value is fine, else what is allowed (for the message).
 Rule = Callable[[object], Optional[str]]
@@ -211,7 +211,7 @@ RULES: dict[str, Rule] = {
     'eval.split': choice(pipeline.SPLITS),
     'eval.num_examples': integer(lo=0, why=' (0 = the whole split)'),
     'eval.batch_size': _POS,
-    'eval.metrics': name_list(METRICS),
+    'eval.metrics': name_list(EVAL_METRICS),
     'eval.fid_conditional': boolean(),
     'eval.latent_gap': boolean(),
     'eval.classifier_dir': directory(must_exist=False),

@@ -78,13 +78,11 @@ class Plan:
       in the order of proper_subsets.
     unconditional: parts of the unconditional task.
     skipped: '<metric>' or '<metric>/<conditional|unconditional>' -> why it is not computed.
-    num_classes: classes of the dataset's label field (None without one).
   """
   metrics: tuple
   conditional: dict
   unconditional: tuple
   skipped: dict
-  num_classes: int | None
 
   def computes(self, metric: str) -> bool:
     return any(p.metric == metric for parts in (*self.conditional.values(), self.unconditional)
@@ -171,5 +169,4 @@ def make_plan(metrics, modalities, specs, fid_conditional: bool = True) -> Plan:
     if parts:
       conditional[given] = parts
   return Plan(metrics=tuple(metrics), conditional=conditional,
-              unconditional=parts_for(uncond_metrics, names), skipped=skipped,
-              num_classes=int(label.num_classes) if has_label else None)
+              unconditional=parts_for(uncond_metrics, names), skipped=skipped)

@@ -48,6 +48,7 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 
+from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
 from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.eval_plan import Part
@@ -55,7 +56,6 @@ from diffmvae_jax.metrics import f1 as f1_lib
 from diffmvae_jax.metrics import fid as fid_lib
 from diffmvae_jax.metrics import inception
 from diffmvae_jax.models import decoders as decoders_lib
-from diffmvae_jax.models import fusion
 from diffmvae_jax.models.diffmvae import DiffMVAE
 
 
@@ -133,20 +133,16 @@ def make_subset_step(model, sample_config, given, generate_names, nll_names):
   decoded). nll: {m: (nll (B,), tokens (B,))} for the caption modalities m in nll_names:
   -log p(inputs[m] | z = mean of the PoE of S) summed over non-<pad> tokens, and their count.
   """
-  from diffmvae_jax import generate as generate_lib  # pylint: disable=g-import-not-at-top
   given = tuple(given)
   generate = (generate_lib.make_conditional_generate_fn(model, sample_config, given,
                                                         names=tuple(generate_names))
               if generate_names else None)
-  use_prior_expert = model.model_config.use_prior_expert
 
   def step(params, inputs, key):
     samples = generate(params, inputs, key) if generate is not None else {}
     nll = {}
     if nll_names:
-      mu, logvar = model.apply(params, inputs, given, method=DiffMVAE.encode)
-      z, _ = fusion.product_of_experts(mu, logvar, jnp.ones((len(given),), bool),
-                                       use_prior_expert)
+      z, _ = model.apply(params, inputs, given, method=DiffMVAE.posterior)
       for name in nll_names:
         logits = model.apply(params, name, z, method=DiffMVAE.decode_feedforward)
         tokens = inputs[name]
@@ -298,21 +294,6 @@ def pack_symmetric(matrix) -> np.ndarray:
   """The upper triangle (row-major) of a symmetric (D, D) matrix, (D (D + 1) / 2,)."""
   matrix = np.asarray(matrix)
   return matrix[np.triu_indices(matrix.shape[0])]
-
-
-def unpack_symmetric(packed) -> np.ndarray:
-  packed = np.asarray(packed)
-  d = int(round((math.sqrt(8 * packed.size + 1) - 1) / 2))
-  out = np.zeros((d, d), packed.dtype)
-  rows, cols = np.triu_indices(d)
-  out[rows, cols] = packed
-  out[cols, rows] = packed
-  return out
-
-
-def feature_stats(arrays: dict, key: str) -> fid_lib.FeatureStats:
-  return fid_lib.FeatureStats(arrays[f'{key}/mu'], unpack_symmetric(arrays[f'{key}/sigma_triu']),
-                              int(arrays[f'{key}/n']))
 
 
 def caption_figures(arrays: dict, key: str) -> dict:

@@ -22,7 +22,7 @@ Metrics (``eval.metrics``, DESIGN.md §4; which modality each applies to: eval_p
 - latent gap (``eval.latent_gap``, any metrics): how far ``sample.prior``'s samples are
   from the aggregate posterior, in latent space: Fréchet distance and RBF MMD² between
   ``eval.unconditional_num`` prior samples and one full-set posterior sample z ~ q(z | X)
-  of each of the test examples (train_prior.latent_gap).
+  of each of the test examples (metrics/latent_gap.py).
 
 Each conditioning subset and the unconditional sample set is one task; every metric of a
 task is computed from one generation pass (eval_tasks.run_pass), and stored per metric part
@@ -47,13 +47,14 @@ from diffmvae_jax import eval_plan
 from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
-from diffmvae_jax import sample as sample_lib
-from diffmvae_jax import train_prior
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.metrics import classifiers as classifiers_lib
 from diffmvae_jax.metrics import fid as fid_lib
 from diffmvae_jax.metrics import inception
+from diffmvae_jax.metrics import latent_gap as latent_gap_lib
 from diffmvae_jax.metrics import torchscript_weights
+from diffmvae_jax.tasks import score_prior
+from diffmvae_jax.tasks import vae
 
 # Re-exported: tests and callers name the metrics from here.
 METRICS = eval_plan.METRICS
@@ -73,7 +74,7 @@ class Evaluator:
     self.mesh = parallel.make_mesh()
     parallel.check_batch_size(config.eval.batch_size, 'eval.batch_size')
     step = None if config.eval.step < 0 else config.eval.step
-    self.model, state, self.step = sample_lib.restore_latest(config, workdir, step=step)
+    self.model, state, self.step = vae.restore_vae(config, workdir, step)
     self.specs = pipeline.modality_specs(config.data)
     self.plan = eval_plan.make_plan(metrics, self.model.modalities, self.specs,
                                     fid_conditional=bool(config.eval.get('fid_conditional',
@@ -83,7 +84,7 @@ class Evaluator:
     self.rep = parallel.replicated(self.mesh)
     self.shard = parallel.batch_sharded(self.mesh)
     self.params = jax.device_put(
-        {'params': state.ema_params if config.sample.use_ema else state.params}, self.rep)
+        {'params': vae.sampling_params(config, state)}, self.rep)
     self.kinds = {m.name: m.kind for m in self.model.modalities}
     self.out_dir = os.path.join(workdir, 'eval', f'step_{self.step}')
     if eval_tasks.is_lead():
@@ -202,7 +203,7 @@ class Evaluator:
     num, batch_size = self.config.eval.unconditional_num, self.config.eval.batch_size
     generate = jax.jit(generate_lib.make_unconditional_generate_fn(
         self.model, self.config.sample,
-        sample_lib.latent_sampler_for(self.config, self.workdir)),
+        score_prior.latent_sampler_for(self.config, self.workdir)),
         static_argnums=2, out_shardings=self.shard)
     accumulators = self._accumulators(parts)
     base_key = jax.random.PRNGKey(self.config.seed + 7)
@@ -219,7 +220,7 @@ class Evaluator:
   # -------------------------------------------------------------- latent gap
   def latent_gap(self) -> dict:
     """Prior samples vs full-set posterior samples of the test examples (latent space)."""
-    encode = jax.jit(train_prior.make_encode_fn(self.model, 'sample'),
+    encode = jax.jit(score_prior.make_encode_fn(self.model, 'sample'),
                      in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
     key = jax.random.PRNGKey(self.config.seed + 11)
     posterior = []
@@ -231,13 +232,13 @@ class Evaluator:
       posterior.append(fetched['z'][np.asarray(fetched['valid'], bool)])
     posterior = np.concatenate(posterior)
     num = int(self.config.eval.unconditional_num)
-    sampler = sample_lib.latent_sampler_for(self.config, self.workdir)
+    sampler = score_prior.latent_sampler_for(self.config, self.workdir)
     prior_key = jax.random.fold_in(key, 10**6)
     if sampler is None:
       prior = np.asarray(jax.random.normal(prior_key, (num, self.config.model.latent_dim)))
     else:
       prior = eval_tasks.fetch(sampler(prior_key, num))
-    gap = train_prior.latent_gap(posterior, prior)
+    gap = latent_gap_lib.latent_gap(posterior, prior)
     logging.info('Latent gap of the %s prior: %s', self.config.sample.prior, gap)
     return {**gap, 'num_posterior': int(len(posterior)), 'num_prior': num}
 

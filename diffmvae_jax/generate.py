@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import decoders as decoders_lib
-from diffmvae_jax.models import fusion
 from diffmvae_jax.models.diffmvae import DiffMVAE, make_diffusion_schedule
 
 
@@ -89,17 +88,15 @@ def make_conditional_generate_fn(model: DiffMVAE, sample_config, given: Sequence
 
   Args (of the returned function):
     params: model variables ({'params': ...}).
-    batch: dict holding at least the given modalities' arrays (B, ...).
+    batch: dict holding at least the given modalities' arrays (B, ...), optionally
+      'available' (B, M) bool (DiffMVAE.posterior leaves unavailable experts out).
     key: PRNG key; the same key gives the same samples.
   """
   given = tuple(given)
   decode = make_decode_fn(model, sample_config, names)
-  use_prior_expert = model.model_config.use_prior_expert
 
   def generate(params, batch, key):
-    mu, logvar = model.apply(params, batch, given, method=DiffMVAE.encode)
-    members = jnp.ones((len(given),), bool)
-    mu_s, logvar_s = fusion.product_of_experts(mu, logvar, members, use_prior_expert)
+    mu_s, logvar_s = model.apply(params, batch, given, method=DiffMVAE.posterior)
     key_z, key_dec = jax.random.split(key)
     z = mu_s + jnp.exp(0.5 * logvar_s) * jax.random.normal(key_z, mu_s.shape)
     return decode(params, z, key_dec)
@@ -114,7 +111,7 @@ def make_unconditional_generate_fn(model: DiffMVAE, sample_config,
   Args:
     model, sample_config: as make_decode_fn.
     latent_sampler: sample(key, num) -> z (num, D), e.g. the trained latent SDE prior
-      (train_prior.restore_prior); None draws z ~ N(0, I).
+      (tasks.score_prior.latent_sampler_for); None draws z ~ N(0, I).
 
   `num` must be static (jit with static_argnums=2).
   """

@@ -57,7 +57,7 @@ def run_mode(mode: str, config, workdir: str):
     return evaluate.evaluate(config, workdir)
   if mode == 'train_classifiers':
     import os
-    from diffmvae_jax.metrics import classifiers
+    from diffmvae_jax.tasks import classifiers
     return classifiers.train_classifiers(
         config.data, config.eval.classifier_dir or os.path.join(workdir, 'classifiers'),
         num_steps=config.eval.classifier_steps, seed=config.seed)
@@ -118,13 +118,9 @@ def main(argv):
   logging.info('JAX %s: process %d of %d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].platform)
-  from diffmvae_jax.data.errors import DataError
-  from diffmvae_jax.metrics.classifiers import ClassifierError
-  from diffmvae_jax.metrics.torchscript_weights import InceptionWeightsError
   try:
     run_mode(FLAGS.mode, FLAGS.config, FLAGS.workdir)
-  except (errors.ConfigError, errors.CheckpointError, errors.NonFiniteLossError, DataError,
-          ClassifierError, InceptionWeightsError) as e:
+  except errors.DiffMVAEError as e:
     sys.exit(f'error ({type(e).__name__}): {e}')
 
 

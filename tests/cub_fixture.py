@@ -1,4 +1,4 @@
-"""A tiny fake CUB written at test time, in both on-disk layouts that data/cub.py reads.
+"""A tiny fake CUB written at test time, in both on-disk layouts that data/cub/ reads.
 
   write_official_layout(root, ...) -> manual_dir   CUB_200_2011/ + text_c10/ (Reed et al.)
   write_mmvae_layout(root, ...) -> manual_dir      MMVAE's unzipped cub.zip: cub/{train,test}/

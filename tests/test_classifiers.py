@@ -12,6 +12,7 @@ import pytest
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers
+from diffmvae_jax.tasks import classifiers as classifier_training
 
 STEPS = 3
 
@@ -23,7 +24,7 @@ def trained(tiny_data_dir, tmp_path_factory):
   config = test_tiny.get_config()
   config.data.data_dir = tiny_data_dir
   out_dir = str(tmp_path_factory.mktemp('classifiers'))
-  infos = classifiers.train_classifiers(config.data, out_dir, num_steps=STEPS, batch_size=16)
+  infos = classifier_training.train_classifiers(config.data, out_dir, num_steps=STEPS, batch_size=16)
   return config.data, out_dir, infos
 
 
@@ -56,16 +57,16 @@ def test_rerun_skips_trained_and_retrains_changed(trained, tmp_path):
   copy = str(tmp_path / 'c')
   shutil.copytree(out_dir, copy)
   mtime = os.path.getmtime(os.path.join(copy, 'm0.npz'))
-  again = classifiers.train_classifiers(data_config, copy, num_steps=STEPS, batch_size=16)
+  again = classifier_training.train_classifiers(data_config, copy, num_steps=STEPS, batch_size=16)
   assert again == infos
   assert os.path.getmtime(os.path.join(copy, 'm0.npz')) == mtime
-  changed = classifiers.train_classifiers(data_config, copy, modalities=['caption'],
+  changed = classifier_training.train_classifiers(data_config, copy, modalities=['caption'],
                                           num_steps=STEPS + 1, batch_size=16)
   assert changed['caption'].num_train_steps == STEPS + 1
   _, loaded = classifiers.load_classifiers(copy)
   assert loaded['caption'].num_train_steps == STEPS + 1 and loaded['m0'] == infos['m0']
   with pytest.raises(ConfigError, match='label'):
-    classifiers.train_classifiers(data_config, copy, modalities=['label'], num_steps=1)
+    classifier_training.train_classifiers(data_config, copy, modalities=['label'], num_steps=1)
 
 
 def test_load_round_trip(trained):
@@ -117,7 +118,7 @@ def test_missing_dir_names_the_command(tmp_path):
 def test_full_polymnist_accuracy(tmp_path):
   """Full m5 PolyMNIST (built in the TFDS default dir if needed): every classifier > 98%."""
   from configs import default
-  infos = classifiers.train_classifiers(default.get_config().data, str(tmp_path))
+  infos = classifier_training.train_classifiers(default.get_config().data, str(tmp_path))
   assert sorted(infos) == ['caption', 'm0', 'm1', 'm2', 'm3', 'm4']
   for name, info in infos.items():
     assert info.dataset == 'poly_mnist/m5_s0'

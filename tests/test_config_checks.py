@@ -15,10 +15,11 @@ import pytest
 from configs import default
 from diffmvae_jax import config_checks
 from diffmvae_jax import errors
+from diffmvae_jax import eval_plan
 from diffmvae_jax import main
-from diffmvae_jax import train
-from diffmvae_jax import train_prior
+from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import modalities as modalities_lib
+from diffmvae_jax.tasks import score_prior
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Keys whose every CLI value has the right type and meaning here: free text whose names are
@@ -113,8 +114,9 @@ def test_every_default_key_has_a_rule_and_every_rule_a_key():
 
 
 def test_name_tables_match_their_modules():
-  assert config_checks.KL_ESTIMATORS == train.KL_ESTIMATORS
-  assert config_checks.PRIOR_LATENTS == train_prior.LATENT_KINDS
+  assert config_checks.KL_ESTIMATORS == diffmvae.KL_ESTIMATORS
+  assert config_checks.PRIOR_LATENTS == score_prior.LATENT_KINDS
+  assert config_checks.EVAL_METRICS == eval_plan.METRICS
 
 
 @pytest.mark.parametrize('config', ['default.py', 'demo.py', 'test_tiny.py', 'polymnist.py',

@@ -15,10 +15,11 @@ import pytest
 from configs import celebamask_hq as celebamask_config
 from configs import cub as cub_config
 from diffmvae_jax import evaluate
-from diffmvae_jax import sample
 from diffmvae_jax import train
 from diffmvae_jax.errors import CheckpointError
-from diffmvae_jax.metrics import classifiers
+from diffmvae_jax.data import pipeline
+from diffmvae_jax.tasks import classifiers as classifier_training
+from diffmvae_jax.tasks import vae
 from tests import celebamask_fixture
 from tests import cub_fixture
 
@@ -63,7 +64,7 @@ def cub_run(tmp_path_factory):
 
 def test_cub_config_trains_with_image_diffusion_and_caption(cub_run):
   config, workdir, metrics = cub_run
-  model = train.build_model(config)
+  model = vae.build_model(config)
   assert [(m.name, m.kind, m.decoder) for m in model.modalities] == [
       ('image', 'image', 'diffusion'), ('caption', 'caption', 'categorical')]
   assert model.modalities[0].shape == (SIZE, SIZE, 3)
@@ -71,7 +72,7 @@ def test_cub_config_trains_with_image_diffusion_and_caption(cub_run):
   # The vocabulary is saved with the checkpoint.
   with open(os.path.join(workdir, 'checkpoints', '2', 'config', 'metadata')) as f:
     saved = json.load(f)
-  vocab = train.pipeline.load_vocabulary(config.data)
+  vocab = pipeline.load_vocabulary(config.data)
   assert saved['_caption_vocabulary'] == vocab.words
   # The sample grid given the caption (the config's sample.given) exists.
   assert os.path.exists(os.path.join(workdir, 'samples', 'step_0000002_given-caption.png'))
@@ -79,7 +80,7 @@ def test_cub_config_trains_with_image_diffusion_and_caption(cub_run):
 
 def test_cub_config_evaluates(cub_run):
   config, workdir, _ = cub_run
-  classifiers.train_classifiers(config.data, os.path.join(workdir, 'classifiers'),
+  classifier_training.train_classifiers(config.data, os.path.join(workdir, 'classifiers'),
                                 num_steps=2, batch_size=8)
   config = config.copy_and_resolve_references()
   config.eval.metrics = 'coherence,caption_nll'
@@ -101,7 +102,7 @@ def test_cub_checkpoint_refuses_another_vocabulary(cub_run, tmp_path):
   config = config.copy_and_resolve_references()
   config.data.manual_dir, config.data.data_dir = str(other), str(tmp_path / 'tfds')
   with pytest.raises(CheckpointError, match='caption vocabulary'):
-    sample.restore_latest(config, workdir)
+    vae.restore_vae(config, workdir)
 
 
 @pytest.fixture(scope='module')

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 from diffmvae_jax.data import cub
 from diffmvae_jax.data import dataset_api
 from diffmvae_jax.data import text
+from diffmvae_jax.data.cub import layout as cub_layout
 from diffmvae_jax.data.errors import DataError
 from tests import cub_fixture as fx
 
@@ -157,7 +158,7 @@ def test_official_layout_variants_are_found(tmp_path, nested, text_dir):
 
 def test_mmvae_layout_variants_are_found(tmp_path):
   nested = fx.write_mmvae_layout(tmp_path / "a", 2, 2)
-  assert cub.detect_layout(str(nested)) == (cub.MMVAE, cub._mmvae_paths(str(nested)))
+  assert cub.detect_layout(str(nested)) == (cub.MMVAE, cub_layout._mmvae_paths(str(nested)))
   assert cub.detect_layout(str(nested))[1]["root"] == str(nested / "cub")
   flat = fx.write_mmvae_layout(tmp_path / "b", 2, 2, nested=False)
   assert cub.detect_layout(str(flat))[1]["root"] == str(flat)

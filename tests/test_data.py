@@ -15,6 +15,7 @@ from diffmvae_jax.data import pipeline
 from diffmvae_jax.data import polymnist
 from diffmvae_jax.data import text
 from diffmvae_jax.data.errors import DataError
+from diffmvae_jax.data.polymnist import source as polymnist_source
 
 N_SMALL = 60
 M_SMALL = 3
@@ -234,7 +235,7 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
       raise OSError("disk on fire")
     return real_compose(*args)
 
-  monkeypatch.setattr(polymnist, "compose", flaky_compose)
+  monkeypatch.setattr(polymnist_source, "compose", flaky_compose)  # The builder calls it.
   config = make_data_config(tmp_path)
   with pytest.raises(DataError, match="disk on fire"):
     pipeline.prepare_dataset(config)
@@ -242,7 +243,7 @@ def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
   assert not list(tmp_path.rglob("dataset_info.json"))
   assert not list(tmp_path.rglob("vocabulary.json"))
   assert not list(tmp_path.rglob("*incomplete*"))
-  monkeypatch.setattr(polymnist, "compose", real_compose)
+  monkeypatch.setattr(polymnist_source, "compose", real_compose)
   builder = pipeline.prepare_dataset(config)
   assert len(builder.as_data_source("train")) == N_SMALL
 

@@ -12,6 +12,7 @@ from diffmvae_jax import train
 from diffmvae_jax.errors import CheckpointError, ConfigError
 from diffmvae_jax.metrics import classifiers
 from diffmvae_jax.metrics import torchscript_weights
+from diffmvae_jax.tasks import classifiers as classifier_training
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def trained(tmp_path_factory, tiny_data_dir):
   config.eval.unconditional_num = 6
   workdir = str(tmp_path_factory.mktemp('eval_run'))
   train.train_and_evaluate(config, workdir)
-  classifiers.train_classifiers(config.data, os.path.join(workdir, 'classifiers'),
+  classifier_training.train_classifiers(config.data, os.path.join(workdir, 'classifiers'),
                                 modalities=['m0'], num_steps=3, batch_size=8)
   return config, workdir
 
@@ -128,7 +129,7 @@ def test_eval_errors(trained, tmp_path):
   config.eval.step = 7
   with pytest.raises(CheckpointError, match='available steps'):
     evaluate.evaluate(config, workdir)
-  with pytest.raises(CheckpointError, match='train first'):
+  with pytest.raises(CheckpointError, match='train it first'):
     evaluate.evaluate(config, str(tmp_path / 'empty'))
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from diffmvae_jax import checkpoint as checkpoint_lib
-from diffmvae_jax import joint_prior
+from diffmvae_jax import parallel
 from diffmvae_jax import train
-from diffmvae_jax import train_prior
 from diffmvae_jax.errors import CheckpointError
+from diffmvae_jax.tasks import joint_prior
+from diffmvae_jax.tasks import score_prior
 
 
 def _joint_config(tiny_config):
@@ -26,12 +27,11 @@ def _joint_config(tiny_config):
 
 
 def _prior_params(workdir, config, step):
-  checkpointer = checkpoint_lib.Checkpointer(workdir, subdir=train_prior.SUBDIR)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, subdir=score_prior.SUBDIR)
   try:
-    state, meta = checkpointer.restore(step, train_prior._abstract_prior_state(  # pylint: disable=protected-access
-        config, train_prior.make_score_net(config),
-        train_prior.make_prior_optimizer(config.prior), __import__(
-            'diffmvae_jax.parallel', fromlist=['x']).make_mesh()))
+    state, meta = checkpointer.restore(step, score_prior.abstract_prior_state(
+        config, score_prior.make_score_net(config),
+        score_prior.make_prior_optimizer(config.prior), parallel.make_mesh()))
   finally:
     checkpointer.close()
   return jax.device_get(state), meta
@@ -71,7 +71,7 @@ def test_joint_training_resumes_exactly_and_samples(tiny_config, tmp_path):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
   assert not np.allclose(a.latent_std, 1.0)   # The running statistics moved.
 
-  sample, stats, step = train_prior.restore_prior(config, full)
+  sample, stats, step = score_prior.restore_prior(config, full)
   z = np.asarray(sample(jax.random.PRNGKey(0), 3))
   assert step == 4 and z.shape == (3, config.model.latent_dim) and np.all(np.isfinite(z))
   np.testing.assert_allclose(stats['std'], a.latent_std)

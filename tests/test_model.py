@@ -16,6 +16,7 @@ from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import encoders as encoders_lib
 from diffmvae_jax.models import modalities as modalities_lib
 from diffmvae_jax.models import unet as unet_lib
+from diffmvae_jax.tasks import score_prior
 
 
 @dataclasses.dataclass
@@ -134,7 +135,6 @@ def _check_unavailable_expert_content_is_never_read(model, params, mods):
 
   Not jitted: an interceptor acts at trace time, and a cached trace would hide it.
   """
-  from diffmvae_jax import train_prior
   import flax.linen as nn
   batch = _batch(mods)
   batch['available'] = np.array([[True, False, True], [True, False, True],   # m1 never there
@@ -144,7 +144,7 @@ def _check_unavailable_expert_content_is_never_read(model, params, mods):
     terms = model.apply(p, batch, jax.random.PRNGKey(4))
     return terms['loss'], terms
 
-  encode = train_prior.make_encode_fn(model, 'sample')
+  encode = score_prior.make_encode_fn(model, 'sample')
   clean = jax.value_and_grad(loss, has_aux=True)(params)
   z_clean = encode(params['params'], batch, jax.random.PRNGKey(5))
   with nn.intercept_methods(_poison_heads(np.nan, 'm1')):

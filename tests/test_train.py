@@ -190,13 +190,14 @@ sys.path.insert(0, os.getcwd())
 import jax, numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 from configs import test_tiny
-from diffmvae_jax import train, train_state
+from diffmvae_jax import train_state
+from diffmvae_jax.tasks import vae
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.models import diffmvae
 
 config = test_tiny.get_config()
 config.data.data_dir = sys.argv[1]
-model = train.build_model(config)
+model = vae.build_model(config)
 optimizer = train_state.make_optimizer(config.train)
 batch = next(pipeline.make_train_iterator(config.data, global_batch_size=8, seed=0))
 batch = {k: batch[k] for k in model.names}
@@ -205,8 +206,8 @@ results = []
 for n in (4, 1):
   mesh = jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
   rep, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-  state = train.init_state(config, model, optimizer, mesh)
-  step = jax.jit(train.make_train_step(model, optimizer, config), in_shardings=(rep, shard),
+  state = vae.init_state(config, model, optimizer, mesh)
+  step = jax.jit(vae.make_train_step(model, optimizer, config), in_shardings=(rep, shard),
                  out_shardings=(rep, rep))
   global_batch = jax.device_put(batch, shard)
   assert len(global_batch['m0'].sharding.device_set) == n

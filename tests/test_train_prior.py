@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from diffmvae_jax import checkpoint as checkpoint_lib
+from diffmvae_jax import loop
 from diffmvae_jax import parallel
 from diffmvae_jax import train
 from diffmvae_jax import train_prior
 from diffmvae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
+from diffmvae_jax.tasks import score_prior
+from diffmvae_jax.tasks import vae
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRIOR_STEPS = 6
@@ -99,7 +102,7 @@ def test_preemption_saves_then_resumes_and_nan_stops(prior_workdir, vae_workdir,
   workdir = str(tmp_path / 'preempted')
   shutil.copytree(vae_workdir, workdir)
   with monkeypatch.context() as m:
-    m.setattr(train.PreemptionWatcher, 'should_stop', lambda self, step: step == 2)
+    m.setattr(loop.PreemptionWatcher, 'should_stop', lambda self, step: step == 2)
     train_prior.train_prior(config, workdir)
   checkpointer = checkpoint_lib.Checkpointer(workdir, subdir='prior_checkpoints')
   assert checkpointer.all_steps() == [2]
@@ -118,21 +121,21 @@ def test_preemption_saves_then_resumes_and_nan_stops(prior_workdir, vae_workdir,
 
 
 def test_stats_sampler_shape_and_determinism(prior_workdir, config):
-  state, step = train_prior.restore_prior_state(config, prior_workdir)
+  state, step = score_prior.restore_prior_state(config, prior_workdir)
   assert step == PRIOR_STEPS and int(state.step) == PRIOR_STEPS
   # The stored standardisation is that of the full-set PoE means of the training split.
-  model, vae_state, _ = train_prior.restore_vae(config, prior_workdir, None)
+  model, vae_state, _ = vae.restore_vae(config, prior_workdir)
   mesh = parallel.make_mesh()
-  latents = train_prior.encode_training_latents(config, model, vae_state.ema_params, mesh)
+  latents = score_prior.encode_training_latents(config, model, vae_state.ema_params, mesh)
   assert latents.shape == (64, config.model.latent_dim)
   np.testing.assert_allclose(state.latent_mean, latents.mean(0), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(state.latent_std, latents.std(0), rtol=1e-5, atol=1e-6)
   config.prior.latents = 'sample'
-  sampled = train_prior.encode_training_latents(config, model, vae_state.ema_params, mesh)
+  sampled = score_prior.encode_training_latents(config, model, vae_state.ema_params, mesh)
   assert sampled.shape == latents.shape and not np.allclose(sampled, latents)
 
   config.prior.latents = 'mean'
-  sample, stats, step = train_prior.restore_prior(config, prior_workdir)
+  sample, stats, step = score_prior.restore_prior(config, prior_workdir)
   assert step == PRIOR_STEPS and stats['mean'].shape == (config.model.latent_dim,)
   key = jax.random.PRNGKey(3)
   z = np.asarray(sample(key, 5))
@@ -141,7 +144,7 @@ def test_stats_sampler_shape_and_determinism(prior_workdir, config):
   assert not np.allclose(z, np.asarray(sample(jax.random.PRNGKey(4), 5)))
   for name in ('euler_maruyama', 'ode_heun'):
     config.prior.sampler = name
-    z = np.asarray(train_prior.make_prior_latent_sampler(config, state)(key, 3))
+    z = np.asarray(score_prior.make_prior_latent_sampler(config, state)(key, 3))
     assert z.shape == (3, config.model.latent_dim) and np.all(np.isfinite(z)), name
 
 
@@ -162,18 +165,6 @@ def test_config_errors(config, tmp_path, key, value, match):
     train_prior.train_prior(config, str(tmp_path / 'run'))
 
 
-def test_latent_gap():
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(400, 4))
-  same = train_prior.latent_gap(x, x)
-  assert abs(same['frechet']) < 1e-6 and abs(same['mmd2']) < 1e-2
-  near = train_prior.latent_gap(x, rng.normal(size=(400, 4)))
-  far = train_prior.latent_gap(x, rng.normal(size=(400, 4)) + 1.0)
-  assert abs(near['mmd2']) < 0.01 and near['frechet'] < 0.5
-  assert far['mmd2'] > 0.1 and far['frechet'] > 3.0   # |shift|^2 = 4.
-  assert far['mmd_bandwidth'] > 0
-
-
 SHARDED_SCRIPT = r'''
 import os, sys
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
@@ -182,13 +173,13 @@ sys.path.insert(0, os.getcwd())
 import jax, numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 from configs import test_tiny
-from diffmvae_jax import train_prior
+from diffmvae_jax.tasks import score_prior
 
 config = test_tiny.get_config()
 config.prior.width, config.prior.depth, config.prior.embed_dim = 16, 1, 8
 config.prior.warmup_steps = 1
-net = train_prior.make_score_net(config)
-optimizer = train_prior.make_prior_optimizer(config.prior)
+net = score_prior.make_score_net(config)
+optimizer = score_prior.make_prior_optimizer(config.prior)
 z0 = np.random.default_rng(0).normal(size=(8, config.model.latent_dim)).astype(np.float32)
 dim = config.model.latent_dim
 assert jax.device_count() == 4
@@ -196,8 +187,8 @@ results = []
 for n in (4, 1):
   mesh = jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
   rep, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-  state = train_prior.init_prior_state(config, net, optimizer, mesh, np.zeros(dim), np.ones(dim))
-  step = jax.jit(train_prior.make_prior_train_step(net, optimizer, config),
+  state = score_prior.init_prior_state(config, net, optimizer, mesh, np.zeros(dim), np.ones(dim))
+  step = jax.jit(score_prior.make_prior_train_step(net, optimizer, config),
                  in_shardings=(rep, shard), out_shardings=(rep, rep))
   batch = jax.device_put(z0, shard)
   assert len(batch.sharding.device_set) == n

@@ -4,6 +4,8 @@ Every failure to find, build or read a dataset raises `DataError` with a message
 what to do (which package to install, which files to put where, which config key is wrong).
 """
 
+from diffmvae_jax.errors import DiffMVAEError
 
-class DataError(RuntimeError):
+
+class DataError(DiffMVAEError, RuntimeError):
   """A dataset could not be found, built or read; the message says how to fix it."""

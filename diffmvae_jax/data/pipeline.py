@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 
 from absl import flags
 import grain

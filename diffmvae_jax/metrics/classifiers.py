@@ -1,4 +1,4 @@
-"""Per-modality class classifiers for coherence (DESIGN §4): train, save, verify, load.
+"""Per-modality class classifiers for coherence (DESIGN §4): models, files, verify, load.
 
 One small Flax classifier per image or caption modality, trained by the project on the
 dataset's training split against its 'label' field (10 digits for PolyMNIST, 200 species
@@ -18,10 +18,8 @@ field (CelebAMask-HQ) have no classifiers: coherence does not apply there.
     generated caption is classified by the words it contains, wherever they sit), dense 64 +
     ReLU, dense num_classes.
 
-Training: Adam with cosine decay from `learning_rate` to 0 over `num_steps`, softmax
-cross-entropy, one jit-compiled pure step (parameters and optimiser state donated). Image
-classifiers see random 0-2 pixel translations and dropout 0.5 on the dense hidden layer:
-without them the training batches reach 100% while test accuracy stalls just under 98%.
+Training (tasks/classifiers.py): Adam with cosine decay, random 0-2 pixel translations
+(`random_shift`) and dropout 0.5 on the dense hidden layer for images.
 
 Files in `out_dir`: `<modality>.npz` (the Flax 'params' collection flattened to '/'-joined
 keys) and `manifest.json` ({'format', 'classifiers': {modality: {'info': ClassifierInfo,
@@ -47,20 +45,15 @@ import io
 import json
 import os
 import tempfile
-import time
-import zlib
 
-from absl import logging
 from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from diffmvae_jax.data import pipeline
 from diffmvae_jax.data import text as text_lib
-from diffmvae_jax.errors import ConfigError
+from diffmvae_jax.errors import ConfigError, DiffMVAEError
 
 MANIFEST = 'manifest.json'
 FORMAT = 1
@@ -72,15 +65,11 @@ CONV_CHANNELS = (32, 64, 128)  # Stride-2 convs; further ones (larger images) ke
 MAX_FINAL_SIZE = 4  # Stride-2 convs are added until the feature map is at most this size.
 DROPOUT = 0.5   # Image classifiers: on the dense hidden layer, in training only.
 MAX_SHIFT = 2   # Image classifiers: random translations of up to 2 pixels, in training only.
-DEFAULT_NUM_STEPS = 1500  # ~7.7 epochs of the 50k PolyMNIST training images at batch 256.
-DEFAULT_LEARNING_RATE = 3e-3  # 1e-3 underfits in this budget (-2 points of test accuracy).
-EVAL_BATCH_SIZE = 500
-LOG_EVERY = 100
 TRAIN_COMMAND = ('python -m diffmvae_jax.main --config=<config of this dataset> '
                  '--workdir=<workdir> --mode=train_classifiers')
 
 
-class ClassifierError(RuntimeError):
+class ClassifierError(DiffMVAEError, RuntimeError):
   """Classifiers are missing, incomplete or do not match their manifest."""
 
 
@@ -96,7 +85,7 @@ class ClassifierInfo:
   input_shape: tuple = ()   # per-example input: (H, W, C) images, (L,) captions
 
 
-def _info_from_json(info: dict, settings: dict) -> ClassifierInfo:
+def info_from_json(info: dict, settings: dict) -> ClassifierInfo:
   """ClassifierInfo of a manifest entry (older entries lack num_classes / input_shape)."""
   info = dict(info)
   info.setdefault('num_classes', settings['num_classes'])
@@ -161,7 +150,7 @@ class CaptionClassifier(nn.Module):
 CLASSIFIED_KINDS = ('image', 'caption')
 
 
-def _model(kind: str, vocab_size: int, num_classes: int) -> nn.Module:
+def model_for(kind: str, vocab_size: int, num_classes: int) -> nn.Module:
   if kind == 'image':
     return ImageClassifier(num_classes)
   if kind == 'caption':
@@ -170,37 +159,10 @@ def _model(kind: str, vocab_size: int, num_classes: int) -> nn.Module:
 
 
 @functools.lru_cache(maxsize=None)
-def _apply_fn(kind: str, vocab_size: int, num_classes: int):
+def apply_fn(kind: str, vocab_size: int, num_classes: int):
   """Jitted (params, x) -> logits, shared by every modality of the same kind."""
-  model = _model(kind, vocab_size, num_classes)
+  model = model_for(kind, vocab_size, num_classes)
   return jax.jit(lambda params, x: model.apply({'params': params}, x))
-
-
-@functools.lru_cache(maxsize=None)
-def _train_fns(kind: str, vocab_size: int, num_classes: int, num_steps: int,
-               learning_rate: float):
-  """(init(key, x) -> (params, opt_state), jitted step) for one kind and schedule."""
-  model = _model(kind, vocab_size, num_classes)
-  optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps))
-
-  def init(key, x):
-    params = model.init(key, x)['params']
-    return params, optimizer.init(params)
-
-  def step(params, opt_state, x, labels, key):
-    key_shift, key_dropout = jax.random.split(key)
-    if kind == 'image':
-      x = random_shift(key_shift, x)
-
-    def loss_fn(p):
-      logits = model.apply({'params': p}, x, train=True, rngs={'dropout': key_dropout})
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
-    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, {'loss': loss, 'accuracy': acc}
-
-  return jax.jit(init), jax.jit(step, donate_argnums=(0, 1))
 
 
 def accuracy(classify, name: str, batches) -> float:
@@ -223,11 +185,11 @@ def accuracy(classify, name: str, batches) -> float:
   return correct / total
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
   try:
     with os.fdopen(fd, 'wb') as f:
@@ -241,14 +203,14 @@ def _atomic_write(path: str, data: bytes) -> None:
     raise
 
 
-def _params_to_npz(params) -> bytes:
+def params_to_npz(params) -> bytes:
   flat = traverse_util.flatten_dict(jax.device_get(params), sep='/')
   buf = io.BytesIO()
   np.savez(buf, **{k: np.asarray(v) for k, v in flat.items()})
   return buf.getvalue()
 
 
-def _read_manifest(out_dir: str) -> dict:
+def read_manifest(out_dir: str) -> dict:
   path = os.path.join(out_dir, MANIFEST)
   if not os.path.exists(path):
     return {'format': FORMAT, 'classifiers': {}}
@@ -260,7 +222,7 @@ def _read_manifest(out_dir: str) -> dict:
   return manifest
 
 
-def _settings_with_defaults(settings: dict) -> dict:
+def settings_with_defaults(settings: dict) -> dict:
   """A manifest entry's settings with the keys older manifests lack filled in.
 
   Before num_classes and input_shape were recorded, every classifier was a 10-class one
@@ -271,118 +233,6 @@ def _settings_with_defaults(settings: dict) -> dict:
   if 'input_shape' not in settings:
     settings['input_shape'] = list(LEGACY_IMAGE_SHAPE) if settings['kind'] == 'image' else None
   return settings
-
-
-def _file_ok(out_dir: str, name: str, sha256: str) -> bool:
-  path = os.path.join(out_dir, f'{name}.npz')
-  if not os.path.exists(path):
-    return False
-  with open(path, 'rb') as f:
-    return _sha256(f.read()) == sha256
-
-
-def train_classifiers(data_config, out_dir: str, *, modalities=None,
-                      num_steps: int = DEFAULT_NUM_STEPS, batch_size: int = 256,
-                      seed: int = 0, learning_rate: float = DEFAULT_LEARNING_RATE
-                      ) -> dict[str, ClassifierInfo]:
-  """Trains, tests and saves one classifier per modality; skips those already saved.
-
-  Args:
-    data_config: the data section of a config (see data.pipeline.prepare_dataset).
-    out_dir: where <modality>.npz and manifest.json go (created if needed).
-    modalities: names to train; None = every image and caption modality of the dataset.
-    num_steps: training steps per modality (Adam, cosine decay to 0).
-    batch_size: training batch size.
-    seed: parameter initialisation (folded with the modality name) and data order.
-    learning_rate: peak Adam learning rate.
-
-  Returns:
-    modality -> ClassifierInfo for the requested modalities (trained now or before).
-
-  Raises:
-    ConfigError: unknown modality, one that is not an image or caption, a dataset without
-      a 'label' field, or a non-positive num_steps / batch_size.
-    DataError: the dataset cannot be built or read.
-  """
-  if num_steps <= 0 or batch_size <= 0:
-    raise ConfigError(f'num_steps and batch_size must be positive, got {num_steps}, '
-                      f'{batch_size}')
-  builder = pipeline.prepare_dataset(data_config)
-  dataset = f'{builder.name}/{builder.builder_config.name}'
-  specs = pipeline.modality_specs(data_config)
-  label = specs.get('label')
-  if label is None or label.kind != 'label':
-    raise ConfigError(f'dataset {dataset} has no \'label\' field: coherence classifiers are '
-                      'trained on class labels, so they (and coherence) do not apply to it')
-  classifiable = [n for n, s in specs.items() if s.kind in CLASSIFIED_KINDS]
-  names = classifiable if modalities is None else list(modalities)
-  for name in names:
-    if name not in classifiable:
-      raise ConfigError(f'cannot train a classifier for modality {name!r}; '
-                        f'choose from {classifiable}')
-  num_classes = int(label.num_classes)
-  os.makedirs(out_dir, exist_ok=True)
-  manifest = _read_manifest(out_dir)
-  infos = {}
-  for name in names:
-    spec = specs[name]
-    vocab_size = spec.num_classes if spec.kind == 'caption' else 0
-    settings = dict(dataset=dataset, kind=spec.kind, vocab_size=vocab_size,
-                    num_classes=num_classes, input_shape=[int(d) for d in spec.shape],
-                    architecture=ARCHITECTURE, num_steps=int(num_steps),
-                    batch_size=int(batch_size), seed=int(seed),
-                    learning_rate=float(learning_rate))
-    entry = manifest['classifiers'].get(name)
-    if entry:
-      old = _settings_with_defaults(entry['settings'])
-      if old['input_shape'] is None:   # An old caption entry: any caption length.
-        old['input_shape'] = settings['input_shape']
-      if old == settings and _file_ok(out_dir, name, entry['info']['sha256']):
-        logging.info('Classifier %s: already trained (test accuracy %.4f), skipped.', name,
-                     entry['info']['test_accuracy'])
-        infos[name] = _info_from_json(entry['info'], old)
-        continue
-
-    start = time.time()
-    init, step = _train_fns(spec.kind, vocab_size, num_classes, int(num_steps),
-                            float(learning_rate))
-    batches = pipeline.make_train_iterator(data_config, global_batch_size=batch_size,
-                                           seed=seed)
-    first = next(batches)
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(name.encode()))
-    key, init_key = jax.random.split(key)
-    params, opt_state = init(init_key, first[name])
-    batch = first
-    for i in range(num_steps):
-      if i:
-        batch = next(batches)
-      params, opt_state, metrics = step(params, opt_state, batch[name], batch['label'],
-                                        jax.random.fold_in(key, i))
-      if (i + 1) % LOG_EVERY == 0 or i + 1 == num_steps:
-        logging.info('Classifier %s: step %d/%d, loss %.4f, batch accuracy %.4f, %.1fs.',
-                     name, i + 1, num_steps, float(metrics['loss']),
-                     float(metrics['accuracy']), time.time() - start)
-
-    apply = _apply_fn(spec.kind, vocab_size, num_classes)
-    test = pipeline.make_eval_iterator(data_config, split='test',
-                                       global_batch_size=EVAL_BATCH_SIZE)
-    test_acc = accuracy(lambda _, x: apply(params, x), name, test)
-    seconds = time.time() - start
-    logging.info('Classifier %s: test accuracy %.4f (%s, %d steps, %.1fs).', name, test_acc,
-                 dataset, num_steps, seconds)
-
-    data = _params_to_npz(params)
-    info = ClassifierInfo(modality=name, kind=spec.kind, test_accuracy=float(test_acc),
-                          sha256=_sha256(data), num_train_steps=int(num_steps),
-                          dataset=dataset, num_classes=num_classes,
-                          input_shape=tuple(int(d) for d in spec.shape))
-    _atomic_write(os.path.join(out_dir, f'{name}.npz'), data)
-    manifest['classifiers'][name] = {'info': dataclasses.asdict(info), 'settings': settings,
-                                     'train_seconds': round(seconds, 1)}
-    _atomic_write(os.path.join(out_dir, MANIFEST),
-                  json.dumps(manifest, indent=1, sort_keys=True).encode())
-    infos[name] = info
-  return infos
 
 
 def load_classifiers(out_dir: str, sharding=None):
@@ -408,19 +258,19 @@ def load_classifiers(out_dir: str, sharding=None):
   if not os.path.exists(path):
     raise ClassifierError(f'No coherence classifiers in {out_dir} ({MANIFEST} missing). '
                           f'Train them with: {TRAIN_COMMAND}')
-  manifest = _read_manifest(out_dir)
+  manifest = read_manifest(out_dir)
   if not manifest['classifiers']:
     raise ClassifierError(f'{path} lists no classifiers. Train them with: {TRAIN_COMMAND}')
   params, fns, infos = {}, {}, {}
   for name, entry in manifest['classifiers'].items():
-    settings = _settings_with_defaults(entry['settings'])
-    info = _info_from_json(entry['info'], settings)
+    settings = settings_with_defaults(entry['settings'])
+    info = info_from_json(entry['info'], settings)
     npz = os.path.join(out_dir, f'{name}.npz')
     if not os.path.exists(npz):
       raise ClassifierError(f'Classifier file {npz} is missing. Retrain with: {TRAIN_COMMAND}')
     with open(npz, 'rb') as f:
       data = f.read()
-    if _sha256(data) != info.sha256:
+    if sha256_hex(data) != info.sha256:
       raise ClassifierError(
           f'{npz} does not match the sha256 in {path} (corrupt or replaced). Delete it and '
           f'retrain with: {TRAIN_COMMAND}')
@@ -429,7 +279,7 @@ def load_classifiers(out_dir: str, sharding=None):
                                                   sep='/')
     params[name] = (jax.device_put(params[name], sharding) if sharding is not None
                     else jax.tree.map(jnp.asarray, params[name]))
-    fns[name] = _apply_fn(info.kind, int(settings['vocab_size']), info.num_classes)
+    fns[name] = apply_fn(info.kind, int(settings['vocab_size']), info.num_classes)
     infos[name] = info
 
   def classify(name: str, x):

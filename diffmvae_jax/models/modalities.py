@@ -7,7 +7,7 @@ that the Flax model takes as a field.
 """
 
 import dataclasses
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from diffmvae_jax.errors import ConfigError
 
@@ -113,8 +113,3 @@ def resolve_modalities(config, specs: Mapping[str, object]) -> tuple:
                                num_classes=int(spec.num_classes), decoder=decoder, weight=weight))
   return tuple(modalities)
 
-
-def image_modalities(modalities: Sequence[Modality], decoder: str | None = None) -> tuple:
-  """The image modalities, optionally only those with the given decoder."""
-  return tuple(m for m in modalities
-               if m.kind == 'image' and (decoder is None or m.decoder == decoder))

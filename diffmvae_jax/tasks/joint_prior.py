@@ -11,10 +11,10 @@ learns, so their standardisation is a running one: per dimension,
 
   mean_s = d_s mean_{s-1} + (1 - d_s) batch_mean,
   m2_s   = d_s m2_{s-1}   + (1 - d_s) batch_mean_of_squares,   std_s = sqrt(m2_s - mean_s^2),
-  d_s    = min(STATS_DECAY, (1 + s) / (10 + s))                 (warm start, then ~100 steps)
+  d_s    = min(STATS_DECAY, (1 + s) / (10 + s))    (train_state.warmup_decay; ~100 steps)
 
 kept in the PriorState (``latent_mean``, ``latent_std``) and applied before the
-denoising-score-matching update (optimiser, EMA and keys exactly as in train_prior.py;
+denoising-score-matching update (optimiser, EMA and keys exactly as in tasks/score_prior.py;
 ``prior.num_steps`` is not used: the prior takes one step per VAE step).
 
 The prior's state is checkpointed in ``<workdir>/prior_checkpoints`` at every VAE checkpoint
@@ -32,9 +32,10 @@ import numpy as np
 
 from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import parallel
-from diffmvae_jax import train_prior
+from diffmvae_jax import train_state as train_state_lib
 from diffmvae_jax.errors import CheckpointError
 from diffmvae_jax.models import diffmvae
+from diffmvae_jax.tasks import score_prior
 
 STATS_DECAY = 0.99
 
@@ -48,13 +49,13 @@ def update_running_stats(mean, std, z, step):
     step: int32 scalar, the number of updates so far.
 
   Returns:
-    (mean, std) float32 (D,), std floored at train_prior.MIN_STD.
+    (mean, std) float32 (D,), std floored at score_prior.MIN_STD.
   """
-  decay = jnp.minimum(STATS_DECAY, (1.0 + step) / (10.0 + step))
+  decay = train_state_lib.warmup_decay(step, STATS_DECAY)
   second = std * std + mean * mean
   mean = decay * mean + (1.0 - decay) * jnp.mean(z, axis=0)
   second = decay * second + (1.0 - decay) * jnp.mean(z * z, axis=0)
-  std = jnp.sqrt(jnp.maximum(second - mean * mean, train_prior.MIN_STD ** 2))
+  std = jnp.sqrt(jnp.maximum(second - mean * mean, score_prior.MIN_STD ** 2))
   return mean, std
 
 
@@ -62,22 +63,22 @@ def make_joint_prior_step(model: diffmvae.DiffMVAE, net, optimizer, config) -> C
   """Returns the pure step (prior_state, vae_params, batch) -> (prior_state, metrics).
 
   Args (of the returned function):
-    prior_state: train_prior.PriorState.
+    prior_state: score_prior.PriorState.
     vae_params: the VAE parameters to encode with (EMA ones by default).
     batch: the VAE's global training batch (dict of modality arrays, (B, ...), optionally
       'available' (B, M) bool).
 
   Returns metrics {'prior/loss', 'prior/grad_norm', 'prior/learning_rate'} (scalars).
   """
-  encode = train_prior.make_encode_fn(model, config.prior.latents)
-  dsm_step = train_prior.make_prior_train_step(net, optimizer, config)
+  encode = score_prior.make_encode_fn(model, config.prior.latents)
+  dsm_step = score_prior.make_prior_train_step(net, optimizer, config)
   names = tuple(model.names)
 
   def step(prior_state, vae_params, batch):
     key = jax.random.fold_in(jax.random.fold_in(prior_state.rng, prior_state.step),
-                             train_prior._SAMPLE_LATENTS_TAG)  # pylint: disable=protected-access
+                             score_prior.SAMPLE_LATENTS_TAG)
     # 'available' travels with the modalities: the PoE is then over each example's
-    # available experts only (train_prior.make_encode_fn).
+    # available experts only (score_prior.make_encode_fn).
     inputs = {k: batch[k] for k in (*names, 'available') if k in batch}
     z = jax.lax.stop_gradient(encode(vae_params, inputs, key))
     mean, std = update_running_stats(prior_state.latent_mean, prior_state.latent_std, z,
@@ -90,22 +91,22 @@ def make_joint_prior_step(model: diffmvae.DiffMVAE, net, optimizer, config) -> C
 
 
 class JointPrior:
-  """The jointly trained prior inside train.train_and_evaluate: init/restore, step, save."""
+  """The jointly trained prior inside train.train_and_evaluate (--mode=train): init/restore, step, save."""
 
   def __init__(self, config, model: diffmvae.DiffMVAE, mesh, workdir: str):
-    train_prior.validate_prior_config(config)
+    score_prior.validate_prior_config(config)
     self.config = config
     self.mesh = mesh
-    net = train_prior.make_score_net(config)
-    optimizer = train_prior.make_prior_optimizer(config.prior)
+    net = score_prior.make_score_net(config)
+    optimizer = score_prior.make_prior_optimizer(config.prior)
     dim = config.model.latent_dim
-    self.state = train_prior.init_prior_state(config, net, optimizer, mesh,
+    self.state = score_prior.init_prior_state(config, net, optimizer, mesh,
                                               np.zeros(dim, np.float32),
                                               np.ones(dim, np.float32))
     self._abstract = checkpoint_lib.abstract_like(
         jax.eval_shape(lambda: self.state), parallel.replicated(mesh))
     self.checkpointer = checkpoint_lib.Checkpointer(
-        workdir, keep=config.train.keep_checkpoints, subdir=train_prior.SUBDIR)
+        workdir, keep=config.train.keep_checkpoints, subdir=score_prior.SUBDIR)
     rep, shard = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     self._step = jax.jit(make_joint_prior_step(model, net, optimizer, config),
                          in_shardings=(rep, rep, shard), out_shardings=(rep, rep),
@@ -125,8 +126,7 @@ class JointPrior:
           f'checkpoint step {vae_step} (it has {sorted(steps)}). A run started without '
           'prior.joint cannot switch it on; train a second-stage prior with '
           '--mode=train_prior instead, or start a new --workdir.')
-    train_prior._check_prior_compatible(  # pylint: disable=protected-access
-        self.checkpointer, vae_step, self.config)
+    score_prior.check_prior_compatible(self.checkpointer, vae_step, self.config)
     self.state, _ = self.checkpointer.restore(vae_step, self._abstract)
     logging.info('Joint latent prior restored at step %d.', vae_step)
 

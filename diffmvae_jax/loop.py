@@ -1,0 +1,241 @@
+"""The one training-loop driver: every task (the VAE, the latent score prior, the coherence
+classifiers) trains through `run_loop`.
+
+A task supplies a step function and, if it checkpoints, a save function; the driver owns
+what every loop needs, so a fix to it lands once:
+
+- metrics fetched one step late: step s's device metrics are read after step s + 1 is
+  dispatched, so dispatch stays asynchronous while every step is still checked;
+- a NaN/Inf guard (`check_finite`): a non-finite metric stops the run naming the step and
+  every bad term; before any save the current step is checked too, so no checkpoint ever
+  holds a state produced by a non-finite step, and the last good one is kept;
+- saves every ``checkpoint_every`` steps, at the end and on SIGTERM (`PreemptionWatcher`,
+  synced across hosts), then a clean stop that a rerun resumes;
+- progress and ETA (clu's ReportProgress: log lines and a steps/s scalar);
+- scalars: the mean over each ``log_every`` window to the clu writer (prefixed, e.g.
+  'prior/'), and the window's last values to a JSONL file (lead process only).
+
+    result = loop.run_loop(settings, state, start_step, step_fn, writer=writer,
+                           save_fn=save_fn)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+from typing import Any, Callable
+
+from absl import logging
+from clu import periodic_actions
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from diffmvae_jax.errors import NonFiniteLossError
+
+DEFAULT_ADVICE = ('Lower train.learning_rate, tighten train.grad_clip_norm or check the data')
+
+
+class PreemptionWatcher:
+  """Turns SIGTERM into a flag the loop polls (and syncs across hosts)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # Not the main thread (e.g. some notebook runners).
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint and stopping.')
+    self.requested = True
+
+  def should_stop(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step) or self.requested
+    return self.requested
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def check_finite(step: int, metrics: dict, last_saved: int | None, directory: str,
+                 what: str = 'Non-finite value', advice: str = DEFAULT_ADVICE) -> None:
+  """Raises NonFiniteLossError naming the step and every non-finite metric.
+
+  Args:
+    step: the (1-based) step the metrics came from.
+    metrics: name -> host value (scalar or array).
+    last_saved: the step of the last checkpoint written, None if none.
+    directory: where that checkpoint is kept (named in the message).
+    what: the message's opening words.
+    advice: what to change before rerunning.
+  """
+  bad = sorted(k for k, v in metrics.items() if not np.all(np.isfinite(v)))
+  if bad:
+    kept = (f'the last good checkpoint (step {last_saved}) is kept' if last_saved is not None
+            else 'no checkpoint had been written yet')
+    raise NonFiniteLossError(
+        f'{what} at step {step} in {bad} (loss={metrics.get("loss")}); {kept} in '
+        f'{directory}. {advice}, then rerun the same command to resume from that checkpoint.')
+
+
+class _PrefixedWriter:
+  """Forwards write_scalars with prefixed keys (also for ReportProgress's steps/s)."""
+
+  def __init__(self, writer, prefix: str):
+    self._writer, self._prefix = writer, prefix
+
+  def write_scalars(self, step, scalars):
+    self._writer.write_scalars(step, {f'{self._prefix}{k}': v for k, v in scalars.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+  """How one task's loop runs.
+
+  Attributes:
+    num_steps: train until this (global) step.
+    log_every: write scalars every this many steps (and at the last step).
+    checkpoint_every: call save_fn every this many steps (and at the end and on SIGTERM);
+      ignored without a save_fn.
+    checkpoint_dir: where the task's checkpoints live (named by the NaN guard).
+    name: the profiler's step annotation and the log lines' subject.
+    scalar_prefix: prepended to every scalar name in the writer ('prior/').
+    metrics_path: JSONL file for each window's last values; None writes none.
+    nonfinite_what, nonfinite_advice: the NaN guard's message (check_finite).
+    handle_sigterm: stop and save on SIGTERM; False for tasks with nothing to resume.
+  """
+  num_steps: int
+  log_every: int
+  checkpoint_every: int = 0
+  checkpoint_dir: str = ''
+  name: str = 'train'
+  scalar_prefix: str = ''
+  metrics_path: str | None = None
+  nonfinite_what: str = 'Non-finite value'
+  nonfinite_advice: str = DEFAULT_ADVICE
+  handle_sigterm: bool = True
+
+
+@dataclasses.dataclass
+class LoopResult:
+  """What run_loop ends with.
+
+  Attributes:
+    state: the task's state after the last step run.
+    step: that step (== num_steps unless stopped by SIGTERM).
+    last_metrics: the last step's metrics as floats (empty if no step ran).
+    last_saved: the step of the last save (None if none).
+    preempted: True if SIGTERM stopped the loop early.
+  """
+  state: Any
+  step: int
+  last_metrics: dict
+  last_saved: int | None
+  preempted: bool
+
+
+class _NoWatcher:
+  requested = False
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return None
+
+  def should_stop(self, step: int) -> bool:
+    del step
+    return False
+
+
+def run_loop(settings: LoopSettings, state, start_step: int,
+             step_fn: Callable[[Any, int], tuple[Any, dict]], *, writer=None,
+             save_fn: Callable[[int, Any], None] | None = None,
+             after_step: Callable[[int, Any], None] | None = None,
+             last_saved: int | None = None) -> LoopResult:
+  """Runs step_fn from start_step to settings.num_steps (see the module docstring).
+
+  Args:
+    settings: LoopSettings.
+    state: the task's state before step start_step + 1.
+    start_step: the number of steps already taken (the resumed step).
+    step_fn: (state, step) -> (state, device metrics dict): takes the 0-based step
+      start_step, start_step + 1, ...; reads its own batch; must not block on the device.
+    writer: a clu metric writer, or None (log lines only).
+    save_fn: (step, state) -> None, starts a (possibly async) save of `state` after `step`
+      steps; None for tasks that keep nothing between runs.
+    after_step: (step, state) -> None, run after each step's save (e.g. sample grids).
+    last_saved: the step of the checkpoint the run resumed from (for the NaN message).
+
+  Returns:
+    LoopResult.
+
+  Raises:
+    NonFiniteLossError: a non-finite metric; nothing is saved after the step before it.
+  """
+  s = settings
+  is_lead = jax.process_index() == 0
+  scalar_writer = (writer if writer is None or not s.scalar_prefix
+                   else _PrefixedWriter(writer, s.scalar_prefix))
+  report_progress = periodic_actions.ReportProgress(
+      num_train_steps=s.num_steps, writer=scalar_writer, every_secs=30)
+  history, last_metrics = [], {}
+  saved = last_saved
+
+  def consume(step, device_metrics):
+    nonlocal last_metrics
+    host = jax.device_get(device_metrics)
+    check_finite(step, host, saved, s.checkpoint_dir, what=s.nonfinite_what,
+                 advice=s.nonfinite_advice)
+    last_metrics = {k: float(v) for k, v in host.items()}
+    history.append(last_metrics)
+    if step % s.log_every == 0 or step == s.num_steps:
+      means = {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+      if scalar_writer is not None:
+        scalar_writer.write_scalars(step, means)
+      else:
+        logging.info('%s: step %d/%d, %s', s.name, step, s.num_steps,
+                     ', '.join(f'{k} {v:.4g}' for k, v in sorted(means.items())))
+      if is_lead and s.metrics_path:
+        with open(s.metrics_path, 'a') as f:
+          f.write(json.dumps({'step': step, **last_metrics}) + '\n')
+      history.clear()
+
+  logging.info('%s: from step %d to %d.', s.name, start_step, s.num_steps)
+  pending = None  # (step, device metrics), fetched one step late.
+  step, preempted = start_step, False
+  with PreemptionWatcher() if s.handle_sigterm else _NoWatcher() as preemption:
+    while step < s.num_steps:
+      with jax.profiler.StepTraceAnnotation(s.name, step_num=step):
+        state, metrics = step_fn(state, step)
+      step += 1
+      if pending is not None:
+        consume(*pending)
+      pending = (step, metrics)
+      report_progress(step)
+      stop = preemption.should_stop(step)
+      if save_fn is not None and (step % s.checkpoint_every == 0 or step == s.num_steps
+                                  or stop):
+        consume(*pending)  # Never save a state that came from a non-finite step.
+        pending = None
+        save_fn(step, state)
+        saved = step
+      if after_step is not None:
+        after_step(step, state)
+      if stop:
+        logging.warning('%s stopped at step %d on preemption; rerun to resume.', s.name, step)
+        preempted = True
+        break
+    if pending is not None:
+      consume(*pending)
+  return LoopResult(state=state, step=step, last_metrics=last_metrics, last_saved=saved,
+                    preempted=preempted)
