@@ -87,7 +87,7 @@ def images_per_second(ev: evaluate.Evaluator, given: tuple) -> float:
   missing = tuple(n for n in ev.model.names if n not in given)
   fn = jax.jit(generate_lib.make_conditional_generate_fn(ev.model, ev.config.sample, given,
                                                          names=missing))
-  batch = next(iter(ev._test_batches()))            # pylint: disable=protected-access
+  batch = next(iter(ev.test_batches()))
   inputs = {k: batch[k] for k in given}
   jax.block_until_ready(fn(ev.params, inputs, jax.random.PRNGKey(0)))
   times = []

@@ -305,6 +305,10 @@ def check_config(config) -> None:
       _fail(key, value, allowed)
   if all(_get(config, k) is not _MISSING for k in ('model.diffusion', 'sample', 'prior')):
     _cross_key_checks(config)
+  if all(_get(config, k) is not _MISSING for k in ('data.dataset', 'data.modalities',
+                                                   'model.decoders', 'loss.weight_overrides')):
+    # Modality names need only the dataset's names and kinds: nothing is read or built.
+    modalities_lib.check_modality_names(config, pipeline.modality_kinds(config.data))
 
 
 def check_workdir(workdir) -> None:

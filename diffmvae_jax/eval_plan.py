@@ -1,13 +1,15 @@
 """Which evaluation metrics apply to a model, per conditioning subset: the plan of --mode=eval.
 
-Pure bookkeeping (no JAX): from ``eval.metrics``, the model's modalities and the dataset's
-specs, decide what each task computes, and what is skipped and why. evaluate.py runs it.
+Pure bookkeeping over what each metric module declares (eval_metrics/: kinds, unconditional
+part, skip rules): from ``eval.metrics``, the model's modalities and the dataset's specs,
+decide what each task computes, and what is skipped and why. evaluate.py runs it.
 
 A *part* is one metric of one modality, e.g. ``fid:m0`` or ``f1:mask``. A conditional task
 (given subset S, every non-empty proper subset of the model's modalities) holds the parts
 of the modalities S leaves missing; the unconditional task holds those of every modality:
 
   metric       conditional part for a missing m of kind           unconditional
+               (today's metrics; each module's class attributes decide)
   coherence    image, caption (project classifier), label (argmax)  same kinds, if >= 2
   fid          image (given-S samples vs the test images)           image
   f1           mask, attributes (vs the true test values)           -- (nothing to compare)
@@ -28,24 +30,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from diffmvae_jax import eval_metrics
 from diffmvae_jax.errors import ConfigError
 
-METRICS = ('coherence', 'fid', 'f1', 'caption_nll')
-# Kinds each metric evaluates (the generated / decoded modality's kind).
-KINDS = {
-    'coherence': ('image', 'caption', 'label'),
-    'fid': ('image',),
-    'f1': ('mask', 'attributes'),
-    'caption_nll': ('caption',),
-}
-UNCONDITIONAL = ('coherence', 'fid')   # Metrics that also have an unconditional part.
+METRICS = eval_metrics.names()
 LABEL_FIELD = 'label'
 
 
 @dataclasses.dataclass(frozen=True)
 class Part:
   """One metric of one modality inside a task."""
-  metric: str     # one of METRICS
+  metric: str     # one of METRICS (an eval_metrics module)
   modality: str   # the generated (or, for caption_nll, decoded) modality
   kind: str
 
@@ -56,16 +51,12 @@ class Part:
   @property
   def generates(self) -> bool:
     """Needs a generated sample (caption_nll decodes the PoE mean, no sampling)."""
-    return self.metric != 'caption_nll'
+    return eval_metrics.get(self.metric).generates
 
   @property
   def truth(self) -> tuple:
     """The dataset fields it compares with, per example."""
-    if self.metric == 'coherence':
-      return (LABEL_FIELD,)
-    if self.metric in ('f1', 'caption_nll'):
-      return (self.modality,)
-    return ()
+    return eval_metrics.get(self.metric).truth(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,18 +106,19 @@ def proper_subsets(names):
     yield from itertools.combinations(names, size)
 
 
-def make_plan(metrics, modalities, specs, fid_conditional: bool = True) -> Plan:
+def make_plan(metrics, modalities, specs, options: dict | None = None) -> Plan:
   """The parts of every task, and the skips.
 
   Args:
     metrics: requested metric names (parse_metrics).
     modalities: the model's modalities (objects with .name and .kind), in model order.
     specs: the dataset's name -> ModalitySpec (for its 'label' field).
-    fid_conditional: compute conditional FID (else only unconditional FID).
+    options: eval settings the metrics' skip rules read (e.g. {'fid_conditional': False}).
 
   Raises:
     ConfigError: a requested metric that no modality of the model can be evaluated by.
   """
+  options = options or {}
   kinds = {m.name: m.kind for m in modalities}
   names = tuple(kinds)
   label = specs.get(LABEL_FIELD)
@@ -134,34 +126,35 @@ def make_plan(metrics, modalities, specs, fid_conditional: bool = True) -> Plan:
   skipped = {}
   cond_metrics, uncond_metrics = [], []
   for metric in metrics:
-    targets = [n for n in names if kinds[n] in KINDS[metric]]
+    spec = eval_metrics.get(metric)
+    targets = [n for n in names if kinds[n] in spec.kinds]
     if not targets:
       raise ConfigError(
           f'eval.metrics {metric!r} needs a modality of kind '
-          f'{" or ".join(KINDS[metric])} in the model; it has '
+          f'{" or ".join(spec.kinds)} in the model; it has '
           f'{", ".join(f"{n} ({k})" for n, k in kinds.items())}. Drop {metric!r} from '
           'eval.metrics or add such a modality to data.modalities.')
-    if metric == 'coherence' and not has_label:
-      skipped['coherence'] = ("the dataset has no 'label' field to compare generated "
-                              'classes with')
+    why = spec.skip(has_label)
+    if why:
+      skipped[metric] = why
       continue
+    why = spec.conditional_skip(options)
     if len(names) < 2:
       skipped[f'{metric}/conditional'] = 'the model has one modality: no proper subset'
-    elif metric != 'fid' or fid_conditional:
-      cond_metrics.append(metric)
+    elif why:
+      skipped[f'{metric}/conditional'] = why
     else:
-      skipped['fid/conditional'] = 'eval.fid_conditional is False'
-    if metric in UNCONDITIONAL:
-      if metric == 'coherence' and len(targets) < 2:
-        skipped['coherence/unconditional'] = (
-            f'needs at least two classified modalities (image, caption or label); the model '
-            f'has {targets}')
+      cond_metrics.append(metric)
+    if spec.has_unconditional:
+      why = spec.unconditional_skip(targets)
+      if why:
+        skipped[f'{metric}/unconditional'] = why
       else:
         uncond_metrics.append(metric)
 
   def parts_for(metric_list, generated):
     return tuple(Part(metric, n, kinds[n]) for n in generated for metric in metric_list
-                 if kinds[n] in KINDS[metric])
+                 if kinds[n] in eval_metrics.get(metric).kinds)
 
   conditional = {}
   for given in proper_subsets(names):

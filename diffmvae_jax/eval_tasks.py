@@ -1,24 +1,17 @@
 """Evaluation passes: one generation pass per task, every metric part from the same samples.
 
 evaluate.py decides what to compute (eval_plan.Plan); this module runs a task's pass over
-batches, keeps per-part accumulators, stores what each part needs (never images) and makes
+batches, feeds the per-part accumulators (eval_metrics), stores what each part needs (never images) and makes
 the task files resumable part by part.
 
 A pass (``run_pass``) is pipelined: the device work of batch i (generation, classifier,
 Inception) is dispatched before the host fetches and scores batch i - 1, so host work
 (F1, feature statistics) overlaps generation.
 
-What a part stores in its task file (keys '<part key>/<field>', part key 'metric:modality'):
-
-  coherence:m   pred int64 (N,) class of the generated m (classifier argmax; the argmax
-                label for label modalities), true_label int64 (N,)
-  fid:m         mu float64 (2048,), sigma_triu float64 (2048 * 2049 / 2,) (the upper
-                triangle of the covariance, exact and half the size), n, and fid (the
-                distance to the reference statistics, computed once: a 2048-d sqrtm costs
-                seconds to a minute on a CPU)
-  f1:m          scores float64 (N,) per-example F1 (metrics/f1.py)
-  caption_nll:m nll float64 (N,) -log p(true caption | z = PoE mean of S) summed over its
-                non-<pad> tokens (<eos> included), tokens int64 (N,) their count
+What a part stores in its task file (keys '<part key>/<field>', part key 'metric:modality')
+is up to its metric: each eval_metrics module's docstring lists its fields (coherence:m
+pred and true_label, fid:m Inception statistics and the distance, f1:m per-example scores,
+caption_nll:m per-caption NLL and token counts).
 
 Each task file also holds 'meta', a JSON {part key: fingerprint}: the settings the part
 was computed with (split, examples, batch size, seed, sampler, EMA, classifier and
@@ -38,7 +31,6 @@ every process runs the same collectives.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 
@@ -51,10 +43,6 @@ import numpy as np
 from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
 from diffmvae_jax.data import text as text_lib
-from diffmvae_jax.eval_plan import Part
-from diffmvae_jax.metrics import f1 as f1_lib
-from diffmvae_jax.metrics import fid as fid_lib
-from diffmvae_jax.metrics import inception
 from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models.diffmvae import DiffMVAE
 
@@ -114,17 +102,6 @@ def host_rows(tree: dict, mesh) -> dict:
 
 
 # ------------------------------------------------------------------ device functions
-@jax.jit
-def inception_features(variables, images):
-  """Images (B, H, W, 1|3) in [-1, 1] -> pool3 features (B, 2048) (the FID features)."""
-  return inception.InceptionV3().apply(variables, inception.preprocess((images + 1.0) / 2.0))
-
-
-@jax.jit
-def _argmax(logits):
-  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-
-
 def make_subset_step(model, sample_config, given, generate_names, nll_names):
   """step(params, inputs, key) -> (samples, nll) for the given subset `given`.
 
@@ -153,110 +130,7 @@ def make_subset_step(model, sample_config, given, generate_names, nll_names):
   return step
 
 
-# ------------------------------------------------------------------ accumulators
-class Accumulator:
-  """One part's running state: device(samples, nll) -> what to fetch; host(...) scores it."""
-
-  def __init__(self, part: Part):
-    self.part = part
-
-  def device(self, samples: dict, nll: dict):
-    raise NotImplementedError
-
-  def host(self, fetched, truth: dict, valid: np.ndarray) -> None:
-    raise NotImplementedError
-
-  def arrays(self) -> dict:
-    """{'<part key>/<field>': array} to store."""
-    raise NotImplementedError
-
-  def _named(self, **fields) -> dict:
-    return {f'{self.part.key}/{k}': np.asarray(v) for k, v in fields.items()}
-
-
-class CoherenceAccumulator(Accumulator):
-  """Classes of the generated modality (classifier argmax, or the generated label)."""
-
-  def __init__(self, part, classify):
-    super().__init__(part)
-    self.classify = classify
-    self.pred, self.true = [], []
-
-  def device(self, samples, nll):
-    x = samples[self.part.modality]
-    return x if self.part.kind == 'label' else _argmax(self.classify(self.part.modality, x))
-
-  def host(self, fetched, truth, valid):
-    self.pred.append(np.asarray(fetched, np.int64)[valid])
-    if 'label' in truth:
-      self.true.append(np.asarray(truth['label'], np.int64)[valid])
-
-  def arrays(self):
-    out = self._named(pred=np.concatenate(self.pred))
-    if self.true:
-      out.update(self._named(true_label=np.concatenate(self.true)))
-    return out
-
-
-class FIDAccumulator(Accumulator):
-  """Streaming Inception statistics of the generated images; FID against `reference`."""
-
-  def __init__(self, part, variables, reference):
-    super().__init__(part)
-    self.variables, self.reference = variables, reference
-    self.stats = fid_lib.StatsAccumulator()
-
-  def device(self, samples, nll):
-    return inception_features(self.variables, samples[self.part.modality])
-
-  def host(self, fetched, truth, valid):
-    self.stats.update(np.asarray(fetched)[valid])
-
-  def arrays(self):
-    stats = self.stats.result()
-    out = self._named(mu=stats.mu, sigma_triu=pack_symmetric(stats.sigma), n=stats.n)
-    if self.reference is not None:   # None on processes other than 0: nothing to report.
-      out.update(self._named(fid=fid_lib.frechet_distance(
-          stats.mu, stats.sigma, self.reference.mu, self.reference.sigma)))
-    return out
-
-
-class F1Accumulator(Accumulator):
-  """Per-example F1 of the generated mask / attributes against the true ones."""
-
-  def __init__(self, part):
-    super().__init__(part)
-    self.acc = f1_lib.F1Accumulator()
-
-  def device(self, samples, nll):
-    return samples[self.part.modality]
-
-  def host(self, fetched, truth, valid):
-    self.acc.update(fetched, truth[self.part.modality], valid=valid)
-
-  def arrays(self):
-    return self._named(scores=self.acc.scores)
-
-
-class CaptionNLLAccumulator(Accumulator):
-  """-log p(true caption | PoE mean) per example and its token count."""
-
-  def __init__(self, part):
-    super().__init__(part)
-    self.nll, self.tokens = [], []
-
-  def device(self, samples, nll):
-    return nll[self.part.modality]
-
-  def host(self, fetched, truth, valid):
-    nll, tokens = fetched
-    self.nll.append(np.asarray(nll, np.float64)[valid])
-    self.tokens.append(np.asarray(tokens, np.int64)[valid])
-
-  def arrays(self):
-    return self._named(nll=np.concatenate(self.nll), tokens=np.concatenate(self.tokens))
-
-
+# ------------------------------------------------------------------ one pass
 def run_pass(items, accumulators, progress: Progress) -> dict:
   """Feeds every batch of `items` to every accumulator; returns their arrays.
 
@@ -264,7 +138,7 @@ def run_pass(items, accumulators, progress: Progress) -> dict:
     items: iterable of (samples, nll, host) per batch, the device work already dispatched:
       samples / nll as the accumulators' device() take them; host = {'truth': {field:
       (B, ...)}, 'valid': bool (B,)} in `fetch`able form (host_rows).
-    accumulators: the task's Accumulators.
+    accumulators: the task's eval_metrics.base.Accumulators.
     progress: counts valid examples.
   """
   def collect(pending):
@@ -287,22 +161,6 @@ def run_pass(items, accumulators, progress: Progress) -> dict:
   for acc in accumulators:
     out.update(acc.arrays())
   return out
-
-
-# ------------------------------------------------------------------ stored arrays -> figures
-def pack_symmetric(matrix) -> np.ndarray:
-  """The upper triangle (row-major) of a symmetric (D, D) matrix, (D (D + 1) / 2,)."""
-  matrix = np.asarray(matrix)
-  return matrix[np.triu_indices(matrix.shape[0])]
-
-
-def caption_figures(arrays: dict, key: str) -> dict:
-  """Per-token NLL (total NLL / total tokens), perplexity, NLL per caption, counts."""
-  nll, tokens = arrays[f'{key}/nll'], arrays[f'{key}/tokens']
-  per_token = float(nll.sum() / max(int(tokens.sum()), 1))
-  return {'nll_per_token': per_token, 'perplexity': float(math.exp(per_token)),
-          'nll_per_caption': float(nll.mean()), 'num_tokens': int(tokens.sum()),
-          'num_examples': int(nll.size)}
 
 
 # ------------------------------------------------------------------ task files

@@ -42,23 +42,17 @@ from clu import metric_writers
 import jax
 import numpy as np
 
-from diffmvae_jax import coherence as coherence_lib
+from diffmvae_jax import eval_metrics
 from diffmvae_jax import eval_plan
 from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
+from diffmvae_jax import rng
 from diffmvae_jax.data import pipeline
-from diffmvae_jax.metrics import classifiers as classifiers_lib
-from diffmvae_jax.metrics import fid as fid_lib
-from diffmvae_jax.metrics import inception
 from diffmvae_jax.metrics import latent_gap as latent_gap_lib
-from diffmvae_jax.metrics import torchscript_weights
 from diffmvae_jax.tasks import score_prior
 from diffmvae_jax.tasks import vae
 
-# Re-exported: tests and callers name the metrics from here.
-METRICS = eval_plan.METRICS
-Progress = eval_tasks.Progress
 
 
 def subset_tag(given) -> str:
@@ -76,9 +70,9 @@ class Evaluator:
     step = None if config.eval.step < 0 else config.eval.step
     self.model, state, self.step = vae.restore_vae(config, workdir, step)
     self.specs = pipeline.modality_specs(config.data)
-    self.plan = eval_plan.make_plan(metrics, self.model.modalities, self.specs,
-                                    fid_conditional=bool(config.eval.get('fid_conditional',
-                                                                         True)))
+    self.plan = eval_plan.make_plan(
+        metrics, self.model.modalities, self.specs,
+        options={'fid_conditional': bool(config.eval.get('fid_conditional', True))})
     for what, why in self.plan.skipped.items():
       logging.info('Not computed: %s (%s).', what, why)
     self.rep = parallel.replicated(self.mesh)
@@ -91,9 +85,9 @@ class Evaluator:
       os.makedirs(self.out_dir, exist_ok=True)
     self.store = eval_tasks.TaskStore(self.out_dir)
     self.num_test = self._num_test()
-    self._classifiers = None
-    self._inception = None
-    self._references = {}
+    # One instance per requested metric, with this evaluator as its context (it loads its
+    # networks and reference statistics lazily).
+    self.metrics = {name: eval_metrics.get(name)(self) for name in self.plan.metrics}
 
   # -------------------------------------------------------------- data
   def _num_test(self) -> int:
@@ -101,83 +95,16 @@ class Evaluator:
     total = pipeline.num_records(self.config.data, self.config.eval.split)
     return total if n <= 0 else min(n, total)
 
-  def _test_batches(self):
+  def test_batches(self):
+    """The evaluation split's global batches (eval.batch_size, padded; 'valid' marks rows)."""
     return pipeline.make_eval_iterator(
         self.config.data, split=self.config.eval.split,
         global_batch_size=self.config.eval.batch_size, num_examples=self.config.eval.num_examples,
         process_index=jax.process_index(), process_count=jax.process_count())
 
-  # -------------------------------------------------------------- networks for metrics
-  def classifiers(self):
-    """(classify, infos) of the modalities with coherence parts (label ones need none)."""
-    if self._classifiers is None:
-      directory = self.config.eval.classifier_dir or os.path.join(self.workdir, 'classifiers')
-      classify, infos = classifiers_lib.load_classifiers(directory, sharding=self.rep)
-      needed = [n for n in self.plan.modalities_for('coherence') if self.kinds[n] != 'label']
-      missing = [n for n in needed if n not in infos]
-      if missing:
-        raise classifiers_lib.ClassifierError(
-            f'No classifier for {missing} in {directory}; rerun --mode=train_classifiers.')
-      self._classifiers = (classify, {n: infos[n] for n in needed})
-    return self._classifiers
-
-  def inception_variables(self):
-    """Inception-v3 weights (sha256 verified), replicated over the mesh."""
-    if self._inception is None:
-      path = self.config.eval.fid_weights or torchscript_weights.default_inception_path()
-      variables = inception.load_inception_params(path)   # Raises on a hash mismatch.
-      self._inception = (jax.device_put(variables, self.rep), path)
-    return self._inception[0]
-
-  def reference_stats(self, name: str) -> fid_lib.FeatureStats:
-    """Inception statistics of the first num_test test images of `name` (cached on disk)."""
-    if name in self._references:
-      return self._references[name]
-    variables = self.inception_variables()
-    builder = pipeline.prepare_dataset(self.config.data)
-    key = fid_lib.StatsKey(
-        dataset=f'{builder.name}/{builder.builder_config.name}:{name}:n{self.num_test}',
-        split=self.config.eval.split, resolution=int(self.specs[name].shape[0]),
-        preprocessing=inception.PREPROCESSING_TAG,
-        weights_sha256=torchscript_weights.INCEPTION_SHA256)
-    cache = fid_lib.FeatureStatsCache(self.config.eval.fid_cache_dir or
-                                      os.path.join(self.workdir, 'fid_stats'))
-    stats = cache.load(key) if eval_tasks.is_lead() else None
-    compute = eval_tasks.lead_decides([stats is None])[0]
-    if compute:
-      progress = Progress(self.num_test, f'FID reference features {name}')
-      acc = fid_lib.StatsAccumulator()
-      for batch in self._test_batches():
-        images = parallel.global_batch({name: batch[name]}, self.mesh)[name]
-        fetched = eval_tasks.fetch({
-            'features': eval_tasks.inception_features(variables, images),
-            'valid': eval_tasks.host_rows({'valid': batch['valid']}, self.mesh)['valid']})
-        valid = np.asarray(fetched['valid'], bool)
-        acc.update(fetched['features'][valid])
-        progress.update(int(valid.sum()))
-      stats = acc.result()
-      if eval_tasks.is_lead():
-        cache.save(key, stats)
-    self._references[name] = stats
-    return stats
-
   # -------------------------------------------------------------- one task's pass
   def _accumulators(self, parts):
-    accs = []
-    for part in parts:
-      if part.metric == 'coherence':
-        accs.append(eval_tasks.CoherenceAccumulator(part, self.classifiers()[0]))
-      elif part.metric == 'fid':
-        reference = self.reference_stats(part.modality)
-        accs.append(eval_tasks.FIDAccumulator(part, self.inception_variables(),
-                                              reference if eval_tasks.is_lead() else None))
-      elif part.metric == 'f1':
-        accs.append(eval_tasks.F1Accumulator(part))
-      elif part.metric == 'caption_nll':
-        accs.append(eval_tasks.CaptionNLLAccumulator(part))
-      else:
-        raise ValueError(f'No accumulator for {part.metric!r}')
-    return accs
+    return [self.metrics[part.metric].accumulator(part) for part in parts]
 
   def _conditional_pass(self, given, parts) -> dict:
     generated = tuple(dict.fromkeys(p.modality for p in parts if p.generates))
@@ -187,16 +114,16 @@ class Evaluator:
     step = jax.jit(eval_tasks.make_subset_step(self.model, self.config.sample, given,
                                                generated, nll_names),
                    in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
-    base_key = jax.random.PRNGKey(self.config.seed)
+    base_key = rng.key_for(self.config.seed, 'eval_conditional')
 
     def items():
-      for i, batch in enumerate(self._test_batches()):
+      for i, batch in enumerate(self.test_batches()):
         inputs = parallel.global_batch({k: batch[k] for k in (*given, *nll_names)}, self.mesh)
         samples, nll = step(self.params, inputs, jax.random.fold_in(base_key, i))
         host = {'truth': {f: batch[f] for f in truth_fields}, 'valid': batch['valid']}
         yield samples, nll, eval_tasks.host_rows(host, self.mesh)
 
-    progress = Progress(self.num_test, f'given {",".join(given)}: {len(parts)} metric parts')
+    progress = eval_tasks.Progress(self.num_test, f'given {",".join(given)}: {len(parts)} metric parts')
     return eval_tasks.run_pass(items(), accumulators, progress)
 
   def _unconditional_pass(self, parts) -> dict:
@@ -206,7 +133,7 @@ class Evaluator:
         score_prior.latent_sampler_for(self.config, self.workdir)),
         static_argnums=2, out_shardings=self.shard)
     accumulators = self._accumulators(parts)
-    base_key = jax.random.PRNGKey(self.config.seed + 7)
+    base_key = rng.key_for(self.config.seed, 'eval_unconditional')
 
     def items():
       for i in range(-(-num // batch_size)):
@@ -214,7 +141,7 @@ class Evaluator:
         valid = np.arange(batch_size) < num - i * batch_size
         yield samples, {}, {'truth': {}, 'valid': valid}
 
-    progress = Progress(num, f'unconditional ({self.config.sample.prior}): {len(parts)} parts')
+    progress = eval_tasks.Progress(num, f'unconditional ({self.config.sample.prior}): {len(parts)} parts')
     return eval_tasks.run_pass(items(), accumulators, progress)
 
   # -------------------------------------------------------------- latent gap
@@ -222,9 +149,9 @@ class Evaluator:
     """Prior samples vs full-set posterior samples of the test examples (latent space)."""
     encode = jax.jit(score_prior.make_encode_fn(self.model, 'sample'),
                      in_shardings=(self.rep, self.shard, self.rep), out_shardings=self.shard)
-    key = jax.random.PRNGKey(self.config.seed + 11)
+    key = rng.key_for(self.config.seed, 'eval_posterior')
     posterior = []
-    for i, batch in enumerate(self._test_batches()):
+    for i, batch in enumerate(self.test_batches()):
       inputs = parallel.global_batch({k: batch[k] for k in self.model.names}, self.mesh)
       fetched = eval_tasks.fetch({
           'z': encode(self.params['params'], inputs, jax.random.fold_in(key, i)),
@@ -233,7 +160,7 @@ class Evaluator:
     posterior = np.concatenate(posterior)
     num = int(self.config.eval.unconditional_num)
     sampler = score_prior.latent_sampler_for(self.config, self.workdir)
-    prior_key = jax.random.fold_in(key, 10**6)
+    prior_key = rng.key_for(self.config.seed, 'eval_prior')
     if sampler is None:
       prior = np.asarray(jax.random.normal(prior_key, (num, self.config.model.latent_dim)))
     else:
@@ -246,7 +173,7 @@ class Evaluator:
   def _fingerprint(self, part, unconditional: bool) -> dict:
     s, e = self.config.sample, self.config.eval
     fp = {'checkpoint_step': self.step, 'ema': bool(s.use_ema), 'seed': int(self.config.seed),
-          'batch_size': int(e.batch_size)}
+          'rng': rng.SCHEME, 'batch_size': int(e.batch_size)}
     if part.generates:
       fp['sampler'] = (s.sampler, int(s.steps), float(s.eta))
     if unconditional:
@@ -257,11 +184,7 @@ class Evaluator:
         fp['prior_sampler'] = (p.sampler, int(p.sampler_steps), float(p.snr))
     else:
       fp['split'], fp['num_examples'] = e.split, self.num_test
-    if part.metric == 'coherence' and part.kind != 'label':
-      fp['classifier_sha256'] = self.classifiers()[1][part.modality].sha256
-    if part.metric == 'fid':
-      fp['inception_sha256'] = torchscript_weights.INCEPTION_SHA256
-      fp['reference'] = (e.split, self.num_test)
+    fp.update(self.metrics[part.metric].fingerprint(part))
     return fp
 
   # -------------------------------------------------------------- run
@@ -298,44 +221,9 @@ class Evaluator:
     return json.loads(json.dumps(record))   # The JSON's own view (string keys).
 
   def _figures(self, conditional: dict, unconditional: dict) -> dict:
-    """Task arrays -> the reported figures, per metric (see the module docstring)."""
-    results = {}
-    plan = self.plan
-
-    def table(metric, value_of):
-      values = {}
-      for given, parts in plan.conditional.items():
-        row = {p.modality: value_of(conditional[given], p.key) for p in parts
-               if p.metric == metric}
-        if row:
-          values[given] = row
-      return coherence_lib.subset_averages(values) if values else None
-
-    if plan.computes('coherence'):
-      def accuracy(arrays, key):
-        return float(np.mean(arrays[f'{key}/pred'] == arrays[f'{key}/true_label']))
-      coherence = {'conditional': table('coherence', accuracy)}
-      preds = {p.modality: unconditional[f'{p.key}/pred'] for p in plan.unconditional
-               if p.metric == 'coherence'}
-      if preds:
-        coherence['unconditional'] = coherence_lib.unconditional_coherence(preds)
-        coherence['unconditional_independence_baseline'] = (
-            coherence_lib.unconditional_independence_baseline(preds))
-      results['coherence'] = coherence
-    if plan.computes('fid'):
-      fid = {'conditional': table('fid', lambda a, k: float(a[f'{k}/fid']))}
-      fid['unconditional'] = {p.modality: float(unconditional[f'{p.key}/fid'])
-                              for p in plan.unconditional if p.metric == 'fid'}
-      results['fid'] = fid
-    if plan.computes('f1'):
-      results['f1'] = table('f1', lambda a, k: float(np.mean(a[f'{k}/scores'])))
-    if plan.computes('caption_nll'):
-      results['caption_nll'] = {
-          'nll_per_token': table(
-              'caption_nll', lambda a, k: eval_tasks.caption_figures(a, k)['nll_per_token']),
-          'perplexity': table(
-              'caption_nll', lambda a, k: eval_tasks.caption_figures(a, k)['perplexity'])}
-    return results
+    """Task arrays -> the reported figures, per metric (each metric module's `figures`)."""
+    return {name: metric.figures(conditional, unconditional)
+            for name, metric in self.metrics.items() if self.plan.computes(name)}
 
   def _provenance(self) -> dict:
     builder = pipeline.prepare_dataset(self.config.data)
@@ -348,7 +236,7 @@ class Evaluator:
         'sampler_steps': s.steps if s.sampler != 'ddpm' else None,
         'eta': s.eta, 'ema': s.use_ema, 'prior': s.prior,
         'preprocessing': 'images scaled to [-1, 1] for the model, [0, 1] for Inception',
-        'checkpoint_step': self.step, 'seed': self.config.seed,
+        'checkpoint_step': self.step, 'seed': self.config.seed, 'rng': rng.SCHEME,
         'modalities': [(m.name, m.decoder) for m in self.model.modalities],
         'metrics': list(self.plan.metrics),
     }
@@ -356,45 +244,18 @@ class Evaluator:
       p = self.config.prior
       prov['prior_sampler'] = {'sampler': p.sampler, 'steps': p.sampler_steps, 'snr': p.snr,
                                'sde': p.sde}
-    if self.plan.computes('coherence'):
-      prov['classifiers'] = {n: {'sha256': i.sha256, 'test_accuracy': i.test_accuracy}
-                             for n, i in self.classifiers()[1].items()}
-    if self.plan.computes('fid'):
-      # Not loaded when every FID part was reused: those task files' fingerprints hold
-      # the weights' sha256, so the hash below still names the network that made them.
-      prov['fid'] = {'weights': (self._inception[1] if self._inception else
-                                 'not loaded in this run: every FID part was reused'),
-                     'weights_sha256': torchscript_weights.INCEPTION_SHA256,
-                     'preprocessing': inception.PREPROCESSING_TAG,
-                     'reference': f'{self.config.eval.split}, first {self.num_test} images',
-                     'generated': (f'conditional: one sample per test example per subset; '
-                                   f'unconditional: {self.config.eval.unconditional_num} '
-                                   'joint samples')}
-    if self.plan.computes('f1'):
-      prov['f1'] = {'threshold': 0.5, 'average': 'per example, then mean over examples'}
+    for name, metric in self.metrics.items():
+      if self.plan.computes(name):
+        prov.update(metric.provenance())
     return prov
 
   def _write_scalars(self, results: dict) -> None:
     writer = metric_writers.create_default_writer(
         os.path.join(self.workdir, 'eval'), just_logging=not eval_tasks.is_lead())
     scalars = {}
-
-    def by_size(prefix, averaged):
-      for k, v in (averaged or {}).get('by_num_given', {}).items():
-        scalars[f'{prefix}/given_{k}'] = v
-
-    if 'coherence' in results:
-      by_size('coherence', results['coherence']['conditional'])
-      if 'unconditional' in results['coherence']:
-        scalars['coherence/unconditional'] = results['coherence']['unconditional']
-    if 'fid' in results:
-      by_size('fid', results['fid']['conditional'])
-      for name, value in results['fid']['unconditional'].items():
-        scalars[f'fid/unconditional_{name}'] = value
-    if 'f1' in results:
-      by_size('f1', results['f1'])
-    if 'caption_nll' in results:
-      by_size('caption_nll_per_token', results['caption_nll']['nll_per_token'])
+    for name, metric in self.metrics.items():
+      if name in results:
+        scalars.update(metric.scalars(results[name]))
     if 'latent_gap' in results:
       scalars['latent_gap/frechet'] = results['latent_gap']['frechet']
       scalars['latent_gap/mmd2'] = results['latent_gap']['mmd2']

@@ -14,6 +14,7 @@ from absl import logging
 import jax
 
 from diffmvae_jax import generate as generate_lib
+from diffmvae_jax import rng
 from diffmvae_jax import sample_grid
 from diffmvae_jax import visualise
 from diffmvae_jax.tasks import score_prior
@@ -38,7 +39,7 @@ def sample_from_checkpoint(config, workdir: str) -> dict:
   paths = {'conditional': sample_grid.GridWriter(model, config, workdir).write(params, step)}
   generate = jax.jit(generate_lib.make_unconditional_generate_fn(
       model, config.sample, score_prior.latent_sampler_for(config, workdir)), static_argnums=2)
-  samples = jax.device_get(generate({'params': params}, jax.random.PRNGKey(config.seed + 2),
+  samples = jax.device_get(generate({'params': params}, rng.key_for(config.seed, 'sample'),
                                     config.sample.num))
   columns = [visualise.to_uint8(samples[m.name]) for m in model.modalities if m.kind == 'image']
   if columns and jax.process_index() == 0:

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from diffmvae_jax import generate as generate_lib
+from diffmvae_jax import rng
 from diffmvae_jax import visualise
 from diffmvae_jax.data import pipeline
 
@@ -61,7 +62,7 @@ class GridWriter:
     """Generates and writes one grid; returns the PNG path (None off the lead host)."""
     batch = self._examples()
     inputs = {k: batch[k] for k in self.given}
-    key = jax.random.PRNGKey(self.config.seed + 1)
+    key = rng.key_for(self.config.seed, 'grid')
     samples = jax.device_get(self._generate({'params': params}, inputs, key))
     if jax.process_index() != 0:
       return None

@@ -116,6 +116,7 @@ def test_read_batch_and_protocol(built):
   assert dataset.vocabulary(builder) is None
   specs = dataset.modality_specs(builder)
   assert list(specs) == ["image", "mask", "attributes"]
+  assert dataset.modality_kinds({}) == {n: s.kind for n, s in specs.items()}
   assert (specs["image"].kind, specs["image"].shape, specs["image"].dtype) == (
       "image", (16, 16, 3), "float32")
   assert (specs["mask"].kind, specs["mask"].shape) == ("mask", (16, 16, 1))

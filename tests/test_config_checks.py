@@ -15,8 +15,9 @@ import pytest
 from configs import default
 from diffmvae_jax import config_checks
 from diffmvae_jax import errors
-from diffmvae_jax import eval_plan
+from diffmvae_jax import eval_metrics
 from diffmvae_jax import main
+from diffmvae_jax.data import pipeline
 from diffmvae_jax.models import diffmvae
 from diffmvae_jax.models import modalities as modalities_lib
 from diffmvae_jax.tasks import score_prior
@@ -116,7 +117,8 @@ def test_every_default_key_has_a_rule_and_every_rule_a_key():
 def test_name_tables_match_their_modules():
   assert config_checks.KL_ESTIMATORS == diffmvae.KL_ESTIMATORS
   assert config_checks.PRIOR_LATENTS == score_prior.LATENT_KINDS
-  assert config_checks.EVAL_METRICS == eval_plan.METRICS
+  assert sorted(config_checks.EVAL_METRICS) == list(eval_metrics.names()), (
+      'a metric module in diffmvae_jax/eval_metrics/ needs its name in config_checks.EVAL_METRICS')
 
 
 @pytest.mark.parametrize('config', ['default.py', 'demo.py', 'test_tiny.py', 'polymnist.py',
@@ -159,6 +161,28 @@ def test_cross_key_rules(monkeypatch, overrides, starts):
   # ddpm ignores sample.steps.
   assert _cli_error(monkeypatch, '--config.sample.sampler=ddpm',
                     '--config.sample.steps=5000') is None
+
+
+@pytest.mark.parametrize('overrides,starts', [
+    (('--config.data.modalities=m0,m7',), "Unknown modality ['m7'] in data.modalities"),
+    (('--config.data.modalities=m0,m0',), 'data.modalities lists a modality twice'),
+    (('--config.data.modalities=m0,caption', '--config.model.decoder_overrides=m1=laplace'),
+     "model.decoder_overrides names ['m1']"),
+    (('--config.data.modalities=m0,caption', '--config.loss.weight_overrides=label=2'),
+     "loss.weight_overrides names ['label']"),
+    (('--config.model.decoder_overrides=m0=bernoulli_mask',), "Unknown decoder 'bernoulli_mask'"),
+])
+def test_modality_names_are_checked_before_any_data_is_built(monkeypatch, tmp_path, overrides,
+                                                             starts):
+  data_dir = tmp_path / 'tfds'
+  line = _cli_error(monkeypatch, *overrides, f'--config.data.data_dir={data_dir}')
+  assert line is not None and line.startswith(f'error (ConfigError): {starts}'), line
+  assert '\n' not in line
+  assert not data_dir.exists()   # Nothing was built (or even created).
+  for name, kind in pipeline.modality_kinds({'dataset': 'polymnist',
+                                             'num_image_modalities': 2}).items():
+    assert (name, kind) in (('m0', 'image'), ('m1', 'image'), ('caption', 'caption'),
+                            ('label', 'label'), ('mask', 'mask'), ('attributes', 'attributes'))
 
 
 def test_cli_flag_errors_are_one_line(monkeypatch, tmp_path):

@@ -395,9 +395,11 @@ def test_dataset_protocol(official):
   assert ds.name == "cub"
   assert ds.config_defaults == {"image_size": 64, "crop_to_bbox": False,
                                 "validation_fraction": 0.1, "build_seed": 0}
-  for method in ("make_builder", "modality_specs", "num_records", "read_batch", "vocabulary"):
+  for method in ("make_builder", "modality_specs", "modality_kinds", "num_records",
+                 "read_batch", "vocabulary"):
     assert callable(getattr(ds, method))
   specs = ds.modality_specs(builder)
+  assert ds.modality_kinds({}) == {n: s.kind for n, s in specs.items()}
   assert list(specs) == ["image", "caption", "label"]
   assert specs["image"] == dataset_api.ModalitySpec("image", "image", (SIZE, SIZE, 3),
                                                     "float32")

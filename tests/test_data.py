@@ -265,6 +265,9 @@ def test_bad_configs_raise_data_error(tmp_path):
 def test_modality_specs(small_config):
   specs = pipeline.modality_specs(small_config)
   assert list(specs) == ["m0", "m1", "m2", "caption", "label", "mask", "attributes"]
+  # The names and kinds main.py checks before anything is built are the built ones.
+  assert pipeline.modality_kinds(small_config) == {n: s.kind for n, s in specs.items()}
+  assert list(pipeline.modality_kinds(small_config)) == list(specs)
   assert specs["m1"] == pipeline.ModalitySpec("m1", "image", (28, 28, 3), "float32", 0)
   vocab = pipeline.load_vocabulary(small_config)
   assert specs["caption"] == pipeline.ModalitySpec("caption", "caption", (32,), "int32",

@@ -67,6 +67,10 @@ class Dataset(Protocol):
   def modality_specs(self, builder: tfds.core.DatasetBuilder) -> dict[str, ModalitySpec]:
     """name -> ModalitySpec of every modality a batch holds, in batch order."""
 
+  def modality_kinds(self, data_config) -> dict[str, str]:
+    """name -> kind of the same modalities, from the data config alone: nothing is read or
+    built, so a wrong modality name is reported before any work starts."""
+
   def num_records(self, builder: tfds.core.DatasetBuilder, split: str) -> int:
     """Number of records of `split` in the pipeline's id space."""
 

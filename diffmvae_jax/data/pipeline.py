@@ -134,6 +134,16 @@ def modality_specs(data_config) -> dict[str, ModalitySpec]:
   return get_dataset(data_config).modality_specs(prepare_dataset(data_config))
 
 
+def modality_kinds(data_config) -> dict[str, str]:
+  """name -> kind of every modality the dataset offers, in batch order, without reading or
+  building anything (the names modality_specs will return).
+
+  Raises:
+    DataError: unknown dataset name.
+  """
+  return dict(get_dataset(data_config).modality_kinds(data_config))
+
+
 def num_records(data_config, split: str) -> int:
   """Number of records of `split` the iterators run over (builds the dataset if needed)."""
   if split not in SPLITS:

@@ -56,6 +56,58 @@ def parse_assignments(text: str, what: str) -> dict:
   return out
 
 
+def check_modality_names(config, kinds: Mapping[str, str]) -> list:
+  """The model's modality names, after checking every name the config uses.
+
+  Needs only the dataset's names and kinds (data.pipeline.modality_kinds), so main.py runs it
+  before any data is built.
+
+  Args:
+    config: the full ConfigDict (data.modalities, model.decoders, model.decoder_overrides,
+      loss.weight_overrides).
+    kinds: name -> kind of everything the dataset offers, in dataset order.
+
+  Returns:
+    the names, in the order given by data.modalities (default: the image modalities).
+
+  Raises:
+    ConfigError: an unknown or repeated modality, none, an override of an unused modality,
+      an unsupported kind or an unknown decoder.
+  """
+  if config.data.modalities:
+    names = [s.strip() for s in config.data.modalities.split(',') if s.strip()]
+  else:
+    names = [n for n, k in kinds.items() if k == 'image']
+  unknown = [n for n in names if n not in kinds]
+  if unknown:
+    raise ConfigError(f'Unknown modality {unknown} in data.modalities={config.data.modalities!r}; '
+                      f'dataset {config.data.dataset!r} offers {sorted(kinds)}.')
+  if len(set(names)) != len(names):
+    raise ConfigError(f'data.modalities lists a modality twice: {names}.')
+  if not names:
+    raise ConfigError('No modalities selected: set data.modalities.')
+  decoder_overrides = parse_assignments(config.model.decoder_overrides, 'model.decoder_overrides')
+  weight_overrides = parse_assignments(config.loss.weight_overrides, 'loss.weight_overrides')
+  for what, overrides in (('model.decoder_overrides', decoder_overrides),
+                          ('loss.weight_overrides', weight_overrides)):
+    stray = sorted(set(overrides) - set(names))
+    if stray:
+      raise ConfigError(f'{what} names {stray}, which the model does not use '
+                        f'(modalities: {names}).')
+  for name in names:
+    kind = kinds[name]
+    if kind not in DECODERS_BY_KIND:
+      raise ConfigError(f'Modality {name!r} has kind {kind!r}, which the model does not '
+                        f'support (kinds: {sorted(DECODERS_BY_KIND)}).')
+    decoder = decoder_overrides.get(
+        name, config.model.decoders.get(kind, DECODERS_BY_KIND[kind][0]))
+    if decoder not in DECODERS_BY_KIND[kind]:
+      raise ConfigError(f'Unknown decoder {decoder!r} for {kind} modality {name!r}; '
+                        f'choose one of {DECODERS_BY_KIND[kind]} (model.decoders.{kind} '
+                        f'or model.decoder_overrides).')
+  return names
+
+
 def resolve_modalities(config, specs: Mapping[str, object]) -> tuple:
   """Builds the model's modality tuple from the config and the dataset's specs.
 
@@ -71,40 +123,16 @@ def resolve_modalities(config, specs: Mapping[str, object]) -> tuple:
   Raises:
     ConfigError: unknown modality or decoder name, override of an unused modality.
   """
-  if config.data.modalities:
-    names = [s.strip() for s in config.data.modalities.split(',') if s.strip()]
-  else:
-    names = [n for n, s in specs.items() if s.kind == 'image']
-  unknown = [n for n in names if n not in specs]
-  if unknown:
-    raise ConfigError(f'Unknown modality {unknown} in data.modalities={config.data.modalities!r}; '
-                      f'dataset {config.data.dataset!r} offers {sorted(specs)}.')
-  if len(set(names)) != len(names):
-    raise ConfigError(f'data.modalities lists a modality twice: {names}.')
-  if not names:
-    raise ConfigError('No modalities selected: set data.modalities.')
+  names = check_modality_names(config, {n: spec.kind for n, spec in specs.items()})
   decoder_overrides = parse_assignments(config.model.decoder_overrides, 'model.decoder_overrides')
   weight_overrides = parse_assignments(config.loss.weight_overrides, 'loss.weight_overrides')
-  for what, overrides in (('model.decoder_overrides', decoder_overrides),
-                          ('loss.weight_overrides', weight_overrides)):
-    stray = sorted(set(overrides) - set(names))
-    if stray:
-      raise ConfigError(f'{what} names {stray}, which the model does not use '
-                        f'(modalities: {names}).')
   modalities = []
   for name in names:
     spec = specs[name]
-    if spec.kind not in DECODERS_BY_KIND:
-      raise ConfigError(f'Modality {name!r} has kind {spec.kind!r}, which the model does not '
-                        f'support (kinds: {sorted(DECODERS_BY_KIND)}).')
     # A kind missing from model.decoders (a config written before the kind existed)
-    # gets the kind's first decoder, the default of configs/default.py.
+    # gets the kind's first decoder, the default of configs/default.py (checked above).
     decoder = decoder_overrides.get(
         name, config.model.decoders.get(spec.kind, DECODERS_BY_KIND[spec.kind][0]))
-    if decoder not in DECODERS_BY_KIND[spec.kind]:
-      raise ConfigError(f'Unknown decoder {decoder!r} for {spec.kind} modality {name!r}; '
-                        f'choose one of {DECODERS_BY_KIND[spec.kind]} (model.decoders.{spec.kind} '
-                        f'or model.decoder_overrides).')
     try:
       weight = float(weight_overrides.get(name, config.loss.weights.get(spec.kind, 1.0)))
     except ValueError as e:

@@ -12,7 +12,7 @@ batches reach 100% while test accuracy stalls just under 98%. Then the full test
 accuracy, and `<modality>.npz` + its manifest entry (metrics/classifiers.py describes the
 files and the architectures), written atomically, the .npz first: a rerun with the same
 settings skips finished classifiers (resumable per modality). Keys:
-fold_in(fold_in(PRNGKey(seed), crc32(modality)), step).
+fold_in(fold_in(rng.key_for(seed, 'classifiers'), crc32(modality)), step).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from diffmvae_jax import loop
+from diffmvae_jax import rng
 from diffmvae_jax.data import pipeline
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers as classifiers_lib
@@ -144,7 +145,7 @@ def train_classifiers(data_config, out_dir: str, *, modalities=None,
     batches = pipeline.make_train_iterator(data_config, global_batch_size=batch_size,
                                            seed=seed)
     first = next(batches)
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(name.encode()))
+    key = jax.random.fold_in(rng.key_for(seed, 'classifiers'), zlib.crc32(name.encode()))
     key, init_key = jax.random.split(key)
     state = init(init_key, first[name])
     pending_first = [first]

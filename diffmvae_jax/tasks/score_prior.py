@@ -9,7 +9,7 @@ N(0, I) when ``model.use_prior_expert``) under the EMA encoders (raw ones if
 (``prior.latents``), standardised per dimension (the statistics live in the `PriorState`).
 AdamW with warm-up, cosine decay and clipping from ``config.prior``, EMA of the parameters
 (train_state.apply_gradients), step keys ``fold_in(rng, step)``; the prior's keys come from
-fold_in(PRNGKey(seed), rng.PRIOR) so they are independent of the VAE's.
+rng.key_for(seed, 'prior') so they are independent of the VAE's.
 
 Batches of the second stage need no data iterator (`BatchSchedule`): step s of epoch
 e = s // steps_per_epoch takes rows ``perm_e[(s % steps_per_epoch) * B : +B]`` of the latent
@@ -118,7 +118,7 @@ def make_prior_optimizer(prior_config) -> optax.GradientTransformation:
 
 
 def prior_key(config) -> jax.Array:
-  """The root of every key the latent prior uses: fold_in(PRNGKey(seed), rng.PRIOR)."""
+  """The root of every key the latent prior uses: rng.key_for(seed, 'prior')."""
   return rng_lib.key_for(config.seed, 'prior')
 
 

@@ -37,6 +37,11 @@ class CelebAMaskHqDataset:
         data_dir=helpers.config_path(data_config, "data_dir"),
         manual_dir=helpers.config_path(data_config, "manual_dir"))
 
+  def modality_kinds(self, data_config) -> dict[str, str]:
+    """image, mask and attributes, whatever the data config."""
+    del data_config
+    return {"image": "image", "mask": "mask", "attributes": "attributes"}
+
   def modality_specs(self, builder) -> dict[str, dataset_api.ModalitySpec]:
     """'image', 'mask', 'attributes' specs of pipeline batches.
 

@@ -45,6 +45,11 @@ class CubDataset:
         data_dir=helpers.config_path(data_config, "data_dir"),
         manual_dir=helpers.config_path(data_config, "manual_dir"))
 
+  def modality_kinds(self, data_config) -> dict[str, str]:
+    """image, caption and label, whatever the data config."""
+    del data_config
+    return {"image": "image", "caption": "caption", "label": "label"}
+
   def modality_specs(self, builder: tfds.core.DatasetBuilder
                      ) -> dict[str, dataset_api.ModalitySpec]:
     """'image', 'caption', 'label' specs of a built dataset.

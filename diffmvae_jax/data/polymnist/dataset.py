@@ -34,6 +34,14 @@ class _PolyMnistDataset:
         data_dir=helpers.config_path(data_config, "data_dir"),
         manual_dir=helpers.config_path(data_config, "manual_dir"))
 
+  def modality_kinds(self, data_config) -> dict:
+    """m0..m{M-1} images, caption, label, mask, attributes (M = num_image_modalities)."""
+    num = int(data_config.get("num_image_modalities",
+                              self.config_defaults["num_image_modalities"]))
+    kinds = {f"m{m}": "image" for m in range(num)}
+    kinds.update(caption="caption", label="label", mask="mask", attributes="attributes")
+    return kinds
+
   def modality_specs(self, builder) -> dict:
     cfg = builder.builder_config
     vocab = helpers.read_vocabulary(builder)
