@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from diffmvae_jax import parallel  # pylint: disable=g-import-not-at-top
 from diffmvae_jax.data import pipeline
+from diffmvae_jax.metrics.latent_probe import nearest_class_mean_accuracy
 from diffmvae_jax.models import diffmvae
 from diffmvae_jax.tasks import vae
 
@@ -36,18 +37,6 @@ def define_flags():
   config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config of the checkpoint.')
   flags.DEFINE_string('workdir', None, 'Workdir with the VAE checkpoint.', required=True)
   flags.DEFINE_integer('num', 2000, 'Test examples (half to fit class means, half to score).')
-
-
-def nearest_class_mean_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
-  """Fits class means on the first half of (z, labels), returns accuracy on the second."""
-  half = len(z) // 2
-  mean = z[:half].mean(0)
-  std = z[:half].std(0) + 1e-6
-  zn = (z - mean) / std
-  classes = np.unique(labels[:half])
-  centroids = np.stack([zn[:half][labels[:half] == c].mean(0) for c in classes])
-  dist = ((zn[half:, None, :] - centroids[None]) ** 2).sum(-1)
-  return float(np.mean(classes[dist.argmin(1)] == labels[half:]))
 
 
 def main(argv):

@@ -107,6 +107,12 @@ def get_config() -> ml_collections.ConfigDict:
   train.checkpoint_every = 500
   train.keep_checkpoints = 3
   train.sample_every = 0            # 0 = sample grid only at the end.
+  # Learning curves (diffmvae_jax/curves.py): coherence given 1 and 2 and the latent probe on
+  # train.curve_num test examples every curve_every steps (0 = off; needs the classifiers
+  # of --mode=train_classifiers), DDIM at curve_sampler_steps for diffusion decoders.
+  train.curve_every = 0
+  train.curve_num = 200
+  train.curve_sampler_steps = 10
 
   # ---------------------------------------------------------------- sampling
   config.sample = sample = ml_collections.ConfigDict()

@@ -198,6 +198,9 @@ RULES: dict[str, Rule] = {
     'train.batch_size': _POS,
     'train.keep_checkpoints': _POS,
     'train.sample_every': integer(lo=0, why=' (0 = only at the end)'),
+    'train.curve_every': integer(lo=0, why=' (0 = no learning curves)'),
+    'train.curve_num': integer(lo=2, why=' (test examples; the probe fits on half)'),
+    'train.curve_sampler_steps': _POS,
     # sample
     'sample.num': _POS,
     'sample.given': text(),                # Names are checked against the modalities.
@@ -272,6 +275,10 @@ def _cross_key_checks(config) -> None:
   if s.sampler != 'ddpm' and s.steps > d.num_timesteps:
     _fail('sample.steps', s.steps, f'must be <= model.diffusion.num_timesteps '
           f'({d.num_timesteps}) for sample.sampler={s.sampler}')
+  t = config.get('train', {})
+  if t.get('curve_every') and t.get('curve_sampler_steps', 0) > d.num_timesteps:
+    _fail('train.curve_sampler_steps', t.curve_sampler_steps, f'must be <= '
+          f'model.diffusion.num_timesteps ({d.num_timesteps}) (DDIM steps of the curves)')
   for mult in d.channel_mults:
     if (d.base_channels * mult) % d.num_groups:
       _fail('model.diffusion.num_groups', d.num_groups,

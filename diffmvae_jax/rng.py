@@ -17,6 +17,7 @@ stream). Inside a purpose, per-step or per-batch keys are fold_in(purpose key, i
   eval_unconditional   EVUN   --mode=eval, the unconditional samples (per batch)
   eval_posterior       EVPO   --mode=eval, the latent gap's posterior samples (per batch)
   eval_prior           EVPR   --mode=eval, the latent gap's prior samples
+  curves               CURV   learning curves logged during training (curves.py)
 
 `SCHEME` names this table in evaluation fingerprints, so task files computed with other
 streams are recomputed rather than reused.
@@ -41,6 +42,7 @@ TAGS = {
     'eval_unconditional': _tag('EVUN'),
     'eval_posterior': _tag('EVPO'),
     'eval_prior': _tag('EVPR'),
+    'curves': _tag('CURV'),
 }
 
 

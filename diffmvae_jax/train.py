@@ -10,7 +10,9 @@ position and the config, so rerunning the same command resumes and continues exa
 never stopped. clu writers log every loss term, the learning rate, the gradient norm,
 steps/s and ETA; sample grids go to TensorBoard and ``<workdir>/samples``. With
 ``prior.joint=True`` the latent score prior takes one step after every VAE step
-(tasks/joint_prior.py). The name follows flax's examples; evaluation is ``--mode=eval``.
+(tasks/joint_prior.py); with ``train.curve_every=k`` learning curves (coherence given 1 and
+2, the latent probe) are measured every k steps (curves.py). The name follows flax's
+examples; evaluation is ``--mode=eval``.
 """
 
 import json
@@ -22,6 +24,7 @@ import jax
 import ml_collections
 
 from diffmvae_jax import checkpoint as checkpoint_lib
+from diffmvae_jax import curves as curves_lib
 from diffmvae_jax import loop
 from diffmvae_jax import parallel
 from diffmvae_jax import sample_grid
@@ -87,6 +90,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
       donate_argnums=(0,))
   grids = sample_grid.GridWriter(model, config, workdir, writer)
+  curve_every = config.train.get('curve_every', 0)
+  curves = curves_lib.CurveLogger(model, config, workdir, mesh, writer) if curve_every else None
+  if curves is not None and start_step == 0:
+    curves.write(vae.sampling_params(config, state), 0)
   iter_state = data_iter.get_state()
 
   def step_fn(state, step):
@@ -108,6 +115,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   def after_step(step, state):
     if config.train.sample_every and step % config.train.sample_every == 0:
       grids.write(vae.sampling_params(config, state), step)
+    if curves is not None and (step % curve_every == 0 or step == config.train.num_steps):
+      curves.write(vae.sampling_params(config, state), step)
 
   settings = loop.LoopSettings(
       num_steps=config.train.num_steps, log_every=config.train.log_every,

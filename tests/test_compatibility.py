@@ -3,7 +3,9 @@
 `fixtures/pre_refactor_run/` is a workdir written by the code at commit 78b87dd (a tiny VAE
 and a tiny second-stage latent prior, both at step 2); `fixtures/pre_refactor_numbers.json`
 holds that code's metrics for the runs below. Restoring, resuming and retraining with the
-current code must give the same numbers (float32, same CPU kernels: rtol 1e-5).
+current code must give the same numbers: bit-identical on the machine that recorded them; the
+tolerances leave room for another CPU's vector widths (summation order) compounding over the
+steps, far below what any change to the maths or the streams does (percent-level).
 """
 
 import json
@@ -42,10 +44,10 @@ def _last_row(path):
     return json.loads(f.readlines()[-1])
 
 
-def _assert_rows_close(actual: dict, expected: dict):
+def _assert_rows_close(actual: dict, expected: dict, rtol: float):
   assert set(actual) == set(expected)
   for key, value in expected.items():
-    np.testing.assert_allclose(actual[key], value, rtol=1e-5, err_msg=key)
+    np.testing.assert_allclose(actual[key], value, rtol=rtol, atol=1e-6, err_msg=key)
 
 
 def test_pre_refactor_checkpoints_restore_and_resume_to_the_same_numbers(tiny_config, tmp_path):
@@ -61,9 +63,10 @@ def test_pre_refactor_checkpoints_restore_and_resume_to_the_same_numbers(tiny_co
   train.train_and_evaluate(config, workdir)
   train_prior.train_prior(config, workdir)
   expected = REFERENCE['resumed_from_pre_refactor_run']
-  _assert_rows_close(_last_row(os.path.join(workdir, 'metrics.jsonl')), expected['vae_step_3'])
+  _assert_rows_close(_last_row(os.path.join(workdir, 'metrics.jsonl')), expected['vae_step_3'],
+                     rtol=1e-4)
   _assert_rows_close(_last_row(os.path.join(workdir, train_prior.METRICS_FILE)),
-                     expected['prior_step_3'])
+                     expected['prior_step_3'], rtol=1e-4)
   checkpointer = checkpoint_lib.Checkpointer(workdir)
   assert checkpointer.all_steps() == [2, 3]
   checkpointer.close()
@@ -79,5 +82,5 @@ def test_twenty_training_steps_give_the_pre_refactor_losses(tiny_config, tmp_pat
   expected = REFERENCE['train_20_steps']
   assert [r['step'] for r in rows] == [r['step'] for r in expected] == list(range(1, 21))
   for row, ref in zip(rows, expected):
-    _assert_rows_close(row, ref)
+    _assert_rows_close(row, ref, rtol=2e-3)
 

@@ -1,16 +1,11 @@
-"""benchmarks/latent_probe.py's nearest-class-mean probe on synthetic latents.
+"""The nearest-class-mean probe (metrics/latent_probe.py) on synthetic latents.
 
   python -m pytest -q tests/test_latent_probe.py
 """
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                'benchmarks'))
-import latent_probe  # pylint: disable=g-import-not-at-top
+from diffmvae_jax.metrics import latent_probe
 
 
 def test_separable_classes_score_one_and_noise_scores_chance():

@@ -14,7 +14,7 @@ LAYERS = (
     ('machinery', ('parallel', 'checkpoint', 'train_state', 'loop', 'config_checks')),
     ('tasks', ('tasks.',)),
     ('generation and evaluation', ('generate', 'sample_grid', 'visualise', 'coherence',
-                                   'eval_plan', 'eval_tasks', 'eval_metrics.')),
+                                   'eval_plan', 'eval_tasks', 'eval_metrics.', 'curves')),
     ('modes', ('train', 'train_prior', 'sample', 'evaluate')),
     ('entry point', ('main',)),
 )

@@ -1,7 +1,5 @@
 """The composed model: modality resolution, ELBO terms, masks, generation, image sizes."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +8,7 @@ import pytest
 from configs import polymnist_mopoe
 from configs import test_tiny
 from diffmvae_jax import generate
+from diffmvae_jax.data.dataset_api import ModalitySpec
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models import diffmvae
@@ -19,20 +18,12 @@ from diffmvae_jax.models import unet as unet_lib
 from diffmvae_jax.tasks import score_prior
 
 
-@dataclasses.dataclass
-class Spec:
-  name: str
-  kind: str
-  shape: tuple
-  dtype: str = 'float32'
-  num_classes: int = 0
 
-
-SPECS = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(3)}
-SPECS['caption'] = Spec('caption', 'caption', (32,), 'int32', 20)
-SPECS['label'] = Spec('label', 'label', (), 'int32', 10)
-SPECS['mask'] = Spec('mask', 'mask', (28, 28, 1))
-SPECS['attributes'] = Spec('attributes', 'attributes', (15,), 'float32', 15)
+SPECS = {f'm{i}': ModalitySpec(f'm{i}', 'image', (28, 28, 3)) for i in range(3)}
+SPECS['caption'] = ModalitySpec('caption', 'caption', (32,), 'int32', 20)
+SPECS['label'] = ModalitySpec('label', 'label', (), 'int32', 10)
+SPECS['mask'] = ModalitySpec('mask', 'mask', (28, 28, 1))
+SPECS['attributes'] = ModalitySpec('attributes', 'attributes', (15,), 'float32', 15)
 
 
 def _config(**data):
@@ -293,7 +284,7 @@ def test_mask_and_attribute_terms_and_generation():
 def test_mopoe_polymnist_parameter_count_is_unchanged():
   """configs/polymnist_mopoe.py: 5 x (encoder + feed-forward decoder) = 14,056,975."""
   config = polymnist_mopoe.get_config()
-  specs = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(5)}
+  specs = {f'm{i}': ModalitySpec(f'm{i}', 'image', (28, 28, 3)) for i in range(5)}
   mods = modalities_lib.resolve_modalities(config, specs)
   model = diffmvae.model_from_config(config, mods)
   shapes = jax.eval_shape(lambda k: model.init(k, diffmvae.dummy_batch(mods), k,

@@ -55,15 +55,7 @@ def test_mopoe_losses_and_gradients_equal_the_flax_layer_model(monkeypatch):
   from configs import compare_polymnist  # pylint: disable=g-import-not-at-top
   from diffmvae_jax.models import diffmvae  # pylint: disable=g-import-not-at-top
   from diffmvae_jax.models import modalities as modalities_lib  # pylint: disable=g-import-not-at-top
-  import dataclasses  # pylint: disable=g-import-not-at-top
-
-  @dataclasses.dataclass
-  class Spec:
-    name: str
-    kind: str
-    shape: tuple
-    dtype: str = 'float32'
-    num_classes: int = 0
+  from diffmvae_jax.data.dataset_api import ModalitySpec as Spec  # pylint: disable=g-import-not-at-top
 
   config = compare_polymnist.get_config('mopoe')
   specs = {f'm{i}': Spec(f'm{i}', 'image', (28, 28, 3)) for i in range(3)}

@@ -49,7 +49,7 @@ class ModalitySpec:
   name: str
   kind: str
   shape: tuple
-  dtype: str
+  dtype: str = "float32"
   num_classes: int = 0
 
 

@@ -233,7 +233,10 @@ class DiffMVAE(nn.Module):
 
     Returns:
       dict of scalars: 'loss' (to minimise), 'elbo', 'kl', 'nll/<m>' (per modality,
-      unweighted, mean over the batch), 'latent_mu_abs'.
+      unweighted, mean over the batch), 'latent_mu_abs'. For a diffusion decoder 'nll/<m>'
+      is its denoising loss (DESIGN §2.4's surrogate, summed over pixels at one random t),
+      not a negative log-likelihood in nats, so 'elbo' is then the design's surrogate ELBO;
+      it is in nats only when every decoder is feed-forward.
     """
     names = self.names
     batch_size = batch[names[0]].shape[0]

@@ -1,0 +1,116 @@
+"""Learning curves of one or more runs side by side: one PNG and one JSON.
+
+  .venv/bin/python benchmarks/plot_curves.py \
+      --runs=diffusion=runs/compare/diffusion_s0,mopoe=runs/compare/mopoe_s0 \
+      --out=results/curves/compare_polymnist
+
+Reads each workdir's curves.jsonl (written by --mode=train with train.curve_every > 0,
+diffmvae_jax/curves.py) and metrics.jsonl (the loss terms), and writes
+``<out>.png`` (panels: coherence given 1, coherence given 2, mean latent probe, KL; one line
+per run, chance level dashed) and ``<out>.json`` ({run: {'curves': rows, 'losses': rows}}).
+Seconds on a CPU. Needs matplotlib (requirements.txt).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from diffmvae_jax import curves as curves_lib  # pylint: disable=g-import-not-at-top
+
+FLAGS = flags.FLAGS
+PANELS = (('coherence/given_1', 'coherence given 1'), ('coherence/given_2', 'coherence given 2'),
+          ('probe/mean', 'latent probe (mean over q(z|m))'), ('kl', 'KL (nats)'))
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  flags.DEFINE_string('runs', None, 'Comma-separated name=workdir pairs.', required=True)
+  flags.DEFINE_string('out', None, 'Output path without extension (.png and .json).',
+                      required=True)
+  flags.DEFINE_float('chance', 0.1, 'Chance level drawn on the coherence and probe panels.')
+
+
+def parse_runs(text: str) -> dict:
+  """'a=DIR,b=DIR2' -> {'a': 'DIR', 'b': 'DIR2'} (ValueError on a malformed item)."""
+  runs = {}
+  for item in filter(None, (s.strip() for s in text.split(','))):
+    name, sep, path = item.partition('=')
+    if not sep or not name or not path:
+      raise ValueError(f'--runs: expected name=workdir items, got {item!r}')
+    runs[name.strip()] = path.strip()
+  return runs
+
+
+def read_losses(workdir: str) -> list:
+  """metrics.jsonl rows, the last row of each step kept, sorted by step."""
+  rows = {}
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        if line.strip():
+          row = json.loads(line)
+          rows[row['step']] = row
+  return [rows[s] for s in sorted(rows)]
+
+
+def collect(runs: dict) -> dict:
+  """{run: {'curves': curves.jsonl rows, 'losses': metrics.jsonl rows}}.
+
+  Raises:
+    FileNotFoundError: a run without a curves.jsonl (train with train.curve_every > 0).
+  """
+  out = {}
+  for name, workdir in runs.items():
+    rows = curves_lib.read_curves(workdir)
+    if not rows:
+      raise FileNotFoundError(f'{os.path.join(workdir, curves_lib.CURVES_FILE)} is missing or '
+                              'empty: train that run with --config.train.curve_every=K')
+    out[name] = {'curves': rows, 'losses': read_losses(workdir)}
+  return out
+
+
+def plot(data: dict, path: str, chance: float) -> str:
+  """Writes the four-panel PNG of `data` (collect's form) to `path`; returns it."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(PANELS), figsize=(4 * len(PANELS), 3.4))
+  for ax, (key, title) in zip(axes, PANELS):
+    for name, run in data.items():
+      rows = run['losses'] if key == 'kl' else run['curves']
+      points = [(r['step'], r[key]) for r in rows if key in r]
+      if points:
+        ax.plot(*zip(*points), marker='o' if key != 'kl' else None, ms=3, label=name)
+    if key != 'kl':
+      ax.axhline(chance, color='grey', ls='--', lw=1, label='chance')
+      ax.set_ylim(0.0, 1.0)
+    ax.set_title(title)
+    ax.set_xlabel('training step')
+    ax.grid(alpha=0.3)
+  axes[0].legend()
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def main(argv):
+  del argv
+  data = collect(parse_runs(FLAGS.runs))
+  png = plot(data, FLAGS.out + '.png', FLAGS.chance)
+  with open(FLAGS.out + '.json', 'w') as f:
+    json.dump(data, f, indent=1, sort_keys=True)
+  print(json.dumps({'png': png, 'json': FLAGS.out + '.json',
+                    'last': {n: d['curves'][-1] for n, d in data.items()}}, indent=1))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

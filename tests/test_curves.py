@@ -1,0 +1,86 @@
+"""Learning curves during training (curves.py) and their plot (benchmarks/plot_curves.py)."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from diffmvae_jax import curves as curves_lib
+from diffmvae_jax import parallel
+from diffmvae_jax import train
+from diffmvae_jax.errors import ConfigError
+from diffmvae_jax.metrics import classifiers
+from diffmvae_jax.tasks import classifiers as classifier_training
+from diffmvae_jax.tasks import vae
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'benchmarks'))
+import plot_curves  # pylint: disable=g-import-not-at-top
+
+
+def _curve_config(tiny_config, classifier_dir):
+  config = tiny_config
+  config.model.decoders.image = 'laplace'   # Cheap to compile; the curves do not care.
+  config.data.modalities = 'm0,m1,label'
+  config.train.num_steps = 5
+  config.train.curve_every = 2
+  config.train.curve_num = 8
+  config.train.curve_sampler_steps = 2
+  config.eval.classifier_dir = classifier_dir
+  return config
+
+
+@pytest.fixture(scope='module')
+def classifier_dir(tmp_path_factory, tiny_data_dir):
+  from configs import test_tiny
+  config = test_tiny.get_config()
+  config.data.data_dir = tiny_data_dir
+  directory = str(tmp_path_factory.mktemp('curve_classifiers'))
+  classifier_training.train_classifiers(config.data, directory, modalities=['m0', 'm1'],
+                                        num_steps=3, batch_size=8)
+  return directory
+
+
+def test_training_logs_curves_at_zero_every_k_and_the_end_and_resumes(
+    tiny_config, classifier_dir, tmp_path):
+  config = _curve_config(tiny_config, classifier_dir)
+  workdir = str(tmp_path / 'run')
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, workdir)
+  config.train.num_steps = 5
+  train.train_and_evaluate(config, workdir)   # Resumes at 3: no second step-0 row.
+  rows = curves_lib.read_curves(workdir)
+  assert [r['step'] for r in rows] == [0, 2, 3, 4, 5]
+  with open(os.path.join(workdir, curves_lib.CURVES_FILE)) as f:
+    assert len(f.readlines()) == 5
+  for row in rows:
+    for key in ('coherence/given_1', 'coherence/given_2', 'probe/q(z|m0)', 'probe/q(z|m1)',
+                'probe/q(z|label)', 'probe/mean'):
+      assert 0.0 <= row[key] <= 1.0, (key, row)
+  # Fixed keys and examples: the restored step-5 parameters give step 5's point again.
+  model, state, step = vae.restore_vae(config, workdir)
+  logger = curves_lib.CurveLogger(model, config, workdir, parallel.make_mesh())
+  again = logger.measure(vae.sampling_params(config, state))
+  assert step == 5 and again == {k: v for k, v in rows[-1].items()
+                                 if k not in ('step', 'seconds')}
+
+  out = str(tmp_path / 'plot' / 'curves')
+  data = plot_curves.collect(plot_curves.parse_runs(f'a={workdir},b={workdir}'))
+  png = plot_curves.plot(data, out + '.png', chance=0.1)
+  assert os.path.getsize(png) > 1000
+  assert [r['step'] for r in data['a']['losses']] == [1, 2, 3, 4, 5]
+  json.dumps(data)
+
+
+def test_curves_without_classifiers_or_labels_are_clear_errors(tiny_config, tmp_path):
+  config = _curve_config(tiny_config, str(tmp_path / 'no_classifiers'))
+  with pytest.raises(classifiers.ClassifierError, match='train_classifiers'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  config.data.modalities = 'm0,mask'
+  with pytest.raises(ConfigError, match='two classified modalities'):
+    train.train_and_evaluate(config, str(tmp_path / 'run2'))
+  with pytest.raises(ValueError, match='name=workdir'):
+    plot_curves.parse_runs('nodir')
+  with pytest.raises(FileNotFoundError, match='curve_every'):
+    plot_curves.collect({'a': str(tmp_path)})
