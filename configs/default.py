@@ -73,6 +73,10 @@ def get_config() -> ml_collections.ConfigDict:
   diff.num_timesteps = 1000
   diff.beta_start = 1e-4
   diff.beta_end = 0.02
+  # Image term of the ELBO: simple (sum over pixels of (eps - eps_theta)^2 at one random t,
+  # DESIGN 2.4) | elbo (the discrete-time bound T * L_t + L_T in nats, so beta weighs the KL
+  # against a real log-likelihood; it weights small t 10-500x more than simple).
+  diff.loss = 'simple'
   diff.shared_unet = True           # One U-Net for all image modalities + modality embedding.
   # With a shared U-Net, estimate the denoising term on this many random image
   # modalities per example, rescaled to stay unbiased (0 = all of them).

@@ -45,7 +45,7 @@ def _bad_values(a_file):
       'model.image_ff_decoder.channels': '()', 'model.image_ff_decoder.hidden': '-1',
       'model.text.embed_dim': '0', 'model.text.channels': '(64,-1)', 'model.text.hidden': '0',
       'model.label_hidden': '0', 'model.attributes_hidden': '-3',
-      'model.diffusion.schedule': 'sigmoid', 'model.diffusion.num_timesteps': '1',
+      'model.diffusion.schedule': 'sigmoid', 'model.diffusion.loss': 'hybrid', 'model.diffusion.num_timesteps': '1',
       'model.diffusion.beta_start': '0', 'model.diffusion.beta_end': '1.5',
       'model.diffusion.modality_subsample': '-1', 'model.diffusion.base_channels': '0',
       'model.diffusion.channel_mults': '(1,0)', 'model.diffusion.num_res_blocks': '0',

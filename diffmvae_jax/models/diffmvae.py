@@ -185,6 +185,12 @@ class DiffMVAE(nn.Module):
     raise ValueError(f'Unknown modality kind {modality.kind!r}.')
 
   # ------------------------------------------------------------ the ELBO
+  def _image_nll(self, schedule, x0, t, noise, eps):
+    """(B,) image term per model.diffusion.loss: 'simple' (DESIGN §2.4) or 'elbo' (nats)."""
+    if self.model_config.diffusion.get('loss', 'simple') == 'elbo':
+      return schedules.vlb_nll(schedule, x0, t, noise, eps)
+    return schedules.denoising_loss(noise, eps)
+
   def _diffusion_nll(self, batch, z, key, train):
     """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities."""
     cfg = self.model_config.diffusion
@@ -201,7 +207,8 @@ class DiffMVAE(nn.Module):
                                cfg.num_timesteps)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
         x_t = schedules.q_sample(schedule, x0, t, noise)
-        per_mod.append(schedules.denoising_loss(noise, self.eps_prediction(name, x_t, t, z, train)))
+        eps = self.eps_prediction(name, x_t, t, z, train)
+        per_mod.append(self._image_nll(schedule, x0, t, noise, eps))
       return jnp.stack(per_mod, axis=1)
     # Shared U-Net: one call over (B * k) images; k random modalities per example.
     k = cfg.modality_subsample if 0 < cfg.modality_subsample < n else n
@@ -218,7 +225,7 @@ class DiffMVAE(nn.Module):
     x_t = schedules.q_sample(schedule, x0, t, noise)
     z_rep = jnp.repeat(z, k, axis=0)
     eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
-    losses = schedules.denoising_loss(noise, eps).reshape(batch_size, k) * (n / k)
+    losses = self._image_nll(schedule, x0, t, noise, eps).reshape(batch_size, k) * (n / k)
     rows = jnp.arange(batch_size)[:, None]
     return jnp.zeros((batch_size, n), losses.dtype).at[rows, chosen].add(losses)
 
@@ -234,9 +241,10 @@ class DiffMVAE(nn.Module):
     Returns:
       dict of scalars: 'loss' (to minimise), 'elbo', 'kl', 'nll/<m>' (per modality,
       unweighted, mean over the batch), 'latent_mu_abs'. For a diffusion decoder 'nll/<m>'
-      is its denoising loss (DESIGN §2.4's surrogate, summed over pixels at one random t),
-      not a negative log-likelihood in nats, so 'elbo' is then the design's surrogate ELBO;
-      it is in nats only when every decoder is feed-forward.
+      is, with model.diffusion.loss='simple' (the default), its denoising loss (DESIGN §2.4's
+      surrogate, summed over pixels at one random t), not a negative log-likelihood in nats,
+      so 'elbo' is then the design's surrogate ELBO; with 'elbo' it is a one-sample estimate
+      of the diffusion model's bound in nats (schedules.vlb_nll).
     """
     names = self.names
     batch_size = batch[names[0]].shape[0]
