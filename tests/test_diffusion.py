@@ -309,8 +309,10 @@ def test_vlb_terms_equal_the_gaussian_kls_of_the_bound(kind):
       mean_q = (betas[t] * np.sqrt(abar_prev[t]) / (1 - abar[t]) * x0
                 + (1 - abar_prev[t]) * np.sqrt(1 - betas[t]) / (1 - abar[t]) * x_t)
       expected = _gaussian_kl(mean_q, var, mean_p, var)[0]
-    got = schedules.vlb_nll(sched, jnp.asarray(x0, jnp.float32), jnp.asarray([t], jnp.int32),
-                            jnp.asarray(eps, jnp.float32), jnp.asarray(eps_pred, jnp.float32))
+    # Jitted with the schedule as an argument, as inside a train step.
+    got = jax.jit(schedules.vlb_nll)(
+        sched, jnp.asarray(x0, jnp.float32), jnp.asarray([t], jnp.int32),
+        jnp.asarray(eps, jnp.float32), jnp.asarray(eps_pred, jnp.float32))
     np.testing.assert_allclose(float(got[0]), num_t * expected + l_t_expected, rtol=2e-4,
                                atol=1e-4, err_msg=f't={t}')
 
@@ -319,7 +321,7 @@ def test_vlb_terms_equal_the_gaussian_kls_of_the_bound(kind):
 def test_vlb_weights_of_the_default_schedule_against_the_simple_loss():
   """DESIGN's linear T = 1000 schedule: the bound weighs each t 5-600x more than the simple
   loss (weight 1), small t most (the reconstruction end)."""
-  weights = 1000 * np.asarray(schedules.vlb_weights(schedules.make_schedule('linear', 1000)))
+  weights = 1000 * np.asarray(schedules.make_schedule('linear', 1000).vlb_weights)
   assert 4.0 < weights.min() and weights.max() < 700.0
   assert weights[:10].mean() > 20 * weights[-100:].mean()   # 237 vs 9.7
 
@@ -339,7 +341,7 @@ def test_elbo_loss_option_in_the_model(tiny_config):
     batch = diffmvae.dummy_batch(model.modalities, batch_size=4)
     key = jax.random.PRNGKey(0)
     variables = model.init(key, batch, key, method=diffmvae.DiffMVAE.init_all)
-    terms[loss] = jax.device_get(model.apply(variables, batch, key))
+    terms[loss] = jax.device_get(jax.jit(model.apply)(variables, batch, key))
   assert terms['simple']['kl'] == terms['elbo']['kl']
   for name in ('nll/m0', 'nll/m1'):
     assert np.isfinite(terms['elbo'][name]) and terms['elbo'][name] != terms['simple'][name]

@@ -32,6 +32,9 @@ class DiffusionSchedule:
     posterior_mean_coef1: coefficient of x_0 in the posterior mean,
       beta_t sqrt(abar_{t-1}) / (1 - abar_t).
     posterior_mean_coef2: coefficient of x_t, (1 - abar_{t-1}) sqrt(1 - beta_t) / (1 - abar_t).
+    vlb_weights: w_t with the bound's term L_t = w_t ||eps - eps_theta(x_t, t)||^2 (vlb_nll):
+      beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)), sigma_t^2 the posterior variance for
+      t >= 1 (Ho et al. 2020) and beta_0 for the t = 0 decoder, where it is 1 / (2 alpha_0).
   """
   betas: jnp.ndarray
   alphas_cumprod: jnp.ndarray
@@ -42,6 +45,7 @@ class DiffusionSchedule:
   posterior_log_variance_clipped: jnp.ndarray
   posterior_mean_coef1: jnp.ndarray
   posterior_mean_coef2: jnp.ndarray
+  vlb_weights: jnp.ndarray
 
   @property
   def num_timesteps(self) -> int:
@@ -97,6 +101,8 @@ def make_schedule(kind: str, num_timesteps: int, beta_start: float = 1e-4,
       posterior_log_variance_clipped=f32(np.log(np.concatenate([post_var[1:2], post_var[1:]]))),
       posterior_mean_coef1=f32(betas * np.sqrt(abar_prev) / (1.0 - abar)),
       posterior_mean_coef2=f32((1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar)),
+      vlb_weights=f32(betas ** 2 / (2.0 * np.concatenate([betas[:1], post_var[1:]]) * alphas
+                                    * (1.0 - abar))),
   )
 
 
@@ -160,29 +166,13 @@ def denoising_loss(eps, eps_pred):
   return jnp.sum(sq.reshape(sq.shape[0], -1), axis=-1)
 
 
-def vlb_weights(schedule: DiffusionSchedule) -> jnp.ndarray:
-  """w_t with L_t = w_t ||eps - eps_theta(x_t, t)||^2, the bound's term at step t (float32 (T,)).
-
-  L_t = KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) for t >= 1 with p's variance the
-  posterior variance sigma_t^2 (Ho et al. 2020): w_t = beta_t^2 / (2 sigma_t^2 alpha_t
-  (1 - abar_t)). At t = 0 the decoder p(x_0 | x_1-step) is Gaussian with variance beta_0, and
-  its NLL's ||.||^2 part has the same form: w_0 = beta_0^2 / (2 beta_0 alpha_0 (1 - abar_0))
-  = 1 / (2 alpha_0).
-  """
-  betas = np.asarray(schedule.betas, np.float64)
-  abar = np.asarray(schedule.alphas_cumprod, np.float64)
-  variance = np.asarray(schedule.posterior_variance, np.float64).copy()
-  variance[0] = betas[0]
-  return jnp.asarray(betas ** 2 / (2.0 * variance * (1.0 - betas) * (1.0 - abar)), jnp.float32)
-
-
 def vlb_nll(schedule: DiffusionSchedule, x0, t, eps, eps_pred):
   """One-sample estimate of -ELBO(x_0) in nats: T * L_t at a uniform t, plus the prior term.
 
-  The bound L_T + sum_{t>=1} L_t + L_0 of the discrete-time diffusion model: L_t as in
-  vlb_weights; L_0 = -log N(x_0; mu_theta, beta_0) adds (D / 2) log(2 pi beta_0) (a density of
-  the continuous pixel values on the model's [-1, 1] scale); L_T = KL(q(x_{T-1} | x_0) ||
-  N(0, I)), exact. E_t[T * L_t] = sum_t L_t, so the estimate is unbiased; its terms span
+  The bound L_T + sum_{t>=1} L_t + L_0 of the discrete-time diffusion model: L_t =
+  schedule.vlb_weights[t] ||eps - eps_pred||^2; L_0 = -log N(x_0; mu_theta, beta_0) adds
+  (D / 2) log(2 pi beta_0) (a density of the continuous pixel values on the model's [-1, 1]
+  scale); L_T = KL(q(x_{T-1} | x_0) || N(0, I)), exact. E_t[T * L_t] = sum_t L_t, so the estimate is unbiased; its terms span
   orders of magnitude over t (the simple loss weighs every t as 1), so its variance is high.
 
   Args:
@@ -197,10 +187,9 @@ def vlb_nll(schedule: DiffusionSchedule, x0, t, eps, eps_pred):
   """
   num_t = schedule.num_timesteps
   dim = np.prod(x0.shape[1:])
-  weights = vlb_weights(schedule)
   sq = jnp.sum(jnp.square(eps - eps_pred).reshape(eps.shape[0], -1), axis=-1)
-  log_const = 0.5 * dim * np.log(2.0 * np.pi * float(schedule.betas[0]))
-  step = weights[t] * sq + jnp.where(t == 0, log_const, 0.0)
+  log_const = 0.5 * dim * jnp.log(2.0 * np.pi * schedule.betas[0])
+  step = schedule.vlb_weights[t] * sq + jnp.where(t == 0, log_const, 0.0)
   abar_last = schedule.alphas_cumprod[-1]
   x0_sq = jnp.sum(jnp.square(x0).reshape(x0.shape[0], -1), axis=-1)
   prior = 0.5 * (abar_last * x0_sq + dim * (-abar_last - jnp.log1p(-abar_last)))
