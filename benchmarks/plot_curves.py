@@ -48,15 +48,7 @@ def parse_runs(text: str) -> dict:
 
 def read_losses(workdir: str) -> list:
   """metrics.jsonl rows, the last row of each step kept, sorted by step."""
-  rows = {}
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        if line.strip():
-          row = json.loads(line)
-          rows[row['step']] = row
-  return [rows[s] for s in sorted(rows)]
+  return curves_lib.read_step_rows(os.path.join(workdir, 'metrics.jsonl'))
 
 
 def collect(runs: dict) -> dict:

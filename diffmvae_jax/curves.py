@@ -52,9 +52,9 @@ CLASSIFIED_KINDS = ('image', 'caption', 'label')
 MAX_GIVEN = 2   # Subsets of 1 and 2 given modalities.
 
 
-def read_curves(workdir: str) -> list:
-  """The rows of <workdir>/curves.jsonl by step, the last row of a step kept, sorted."""
-  path = os.path.join(workdir, CURVES_FILE)
+def read_step_rows(path: str) -> list:
+  """The rows of a JSONL file of {'step', ...} records (curves.jsonl, metrics.jsonl), the last
+  row of each step kept (a resumed run may repeat one), sorted by step; [] if absent."""
   rows = {}
   if os.path.exists(path):
     with open(path) as f:
@@ -63,6 +63,11 @@ def read_curves(workdir: str) -> list:
           row = json.loads(line)
           rows[row['step']] = row
   return [rows[s] for s in sorted(rows)]
+
+
+def read_curves(workdir: str) -> list:
+  """The rows of <workdir>/curves.jsonl (read_step_rows)."""
+  return read_step_rows(os.path.join(workdir, CURVES_FILE))
 
 
 class CurveLogger:
