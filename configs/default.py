@@ -92,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = loss = ml_collections.ConfigDict()
   loss.beta = 1.0
   loss.kl_estimator = 'subset_average'  # subset_average | mixture_mc
+  loss.subset_sampling = 'per_example'  # per_example | stratified (even spread over subsets)
   # lambda_m per modality kind; per-modality overrides "m0=2.0".
   loss.weights = ml_collections.ConfigDict(
       {'image': 1.0, 'mask': 1.0, 'attributes': 1.0, 'caption': 1.0, 'label': 1.0})

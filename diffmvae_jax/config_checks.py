@@ -23,6 +23,7 @@ from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.diffusion import sde as sde_lib
 from diffmvae_jax.diffusion import sde_samplers
 from diffmvae_jax.errors import ConfigError
+from diffmvae_jax.models import fusion
 from diffmvae_jax.models import modalities as modalities_lib
 
 KL_ESTIMATORS = ('subset_average', 'mixture_mc')
@@ -193,6 +194,7 @@ RULES: dict[str, Rule] = {
     # loss
     'loss.beta': real(0.0, why=' (the KL weight; < 0 would maximise the KL)'),
     'loss.kl_estimator': choice(KL_ESTIMATORS),
+    'loss.subset_sampling': choice(fusion.SUBSET_SAMPLINGS),
     'loss.weight_overrides': text(),       # Names and numbers are checked with the modalities.
     # train
     'train.num_steps': _NONNEG,

@@ -155,6 +155,44 @@ def test_subset_sampling_is_uniform_over_valid():
     assert chi2 > 1e-3, (observed, chi2)
 
 
+def test_stratified_subsets_spread_the_batch_evenly():
+  """A fully observed batch: every subset gets floor(B/K) or ceil(B/K) examples."""
+  for batch_size, seed in ((32, 0), (7, 1), (100, 2)):
+    valid = jnp.ones((batch_size, 7), bool)
+    idx = np.asarray(jax.jit(fusion.sample_subset_indices, static_argnums=2)(
+        jax.random.key(seed), valid, True))
+    counts = np.bincount(idx, minlength=7)
+    assert counts.min() >= batch_size // 7 and counts.max() <= -(-batch_size // 7), counts
+
+
+def test_stratified_subsets_are_uniform_over_valid_per_example():
+  """Each example's subset is marginally uniform over its own valid subsets (any mask)."""
+  rows = jnp.array([[True] * 7, [True, False, True, False, True, False, False],
+                    [False, False, False, False, False, False, True], [False] * 7])
+  valid = jnp.tile(rows, (8, 1))   # A batch of 32 mixing four masks.
+  draw = jax.jit(lambda k: fusion.sample_subset_indices(k, valid, True))
+  idx = np.stack([np.asarray(draw(k)) for k in jax.random.split(jax.random.key(5), 1500)])
+  idx = idx.reshape(-1, 8, 4)   # (draws, repeat, mask)
+  for m, allowed in ((0, range(7)), (1, (0, 2, 4)), (2, (6,)), (3, (0,))):
+    counts = np.bincount(idx[:, :, m].ravel(), minlength=7)
+    assert set(np.flatnonzero(counts)) == set(allowed)
+    if len(allowed) > 1:
+      assert stats.chisquare(counts[list(allowed)]).pvalue > 1e-3, counts
+
+
+def test_stratified_sampling_keeps_gradients_and_is_deterministic():
+  mu_s, logvar_s, valid = _components_and_valid(6)
+  z1, i1 = fusion.sample_mixture(jax.random.key(3), mu_s, logvar_s, valid, stratified=True)
+  z2, i2 = fusion.sample_mixture(jax.random.key(3), mu_s, logvar_s, valid, stratified=True)
+  np.testing.assert_array_equal(z1, z2)
+  np.testing.assert_array_equal(i1, i2)
+  assert np.all(np.asarray(valid)[np.arange(len(i1)), i1])
+  g = jax.grad(lambda m: jnp.sum(fusion.sample_mixture(
+      jax.random.key(3), m, logvar_s, valid, stratified=True)[0]))(mu_s)
+  for b in range(len(i1)):
+    np.testing.assert_allclose(g[b, i1[b]], 1.0)
+
+
 def test_missing_modalities_no_nan():
   mu, logvar = _random_experts(5)
   subsets = fusion.subset_matrix(3)

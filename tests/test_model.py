@@ -173,6 +173,24 @@ def test_kl_estimators_both_run():
     assert np.isfinite(terms['kl'])
 
 
+def test_subset_sampling_options():
+  """Stratified subsets give the same KL (it does not depend on z) and a finite loss;
+  an unknown name fails with the allowed ones."""
+  terms = {}
+  for sampling in ('per_example', 'stratified'):
+    config = _config()
+    config.loss.subset_sampling = sampling
+    model, params, mods = _model(config)
+    terms[sampling] = jax.jit(model.apply)(params, _batch(mods, batch_size=14),
+                                           jax.random.PRNGKey(3))
+    assert np.isfinite(terms[sampling]['loss'])
+  np.testing.assert_allclose(terms['stratified']['kl'], terms['per_example']['kl'], rtol=1e-6)
+  config = _config()
+  config.loss.subset_sampling = 'chunks'
+  with pytest.raises(ValueError, match='per_example'):
+    _model(config)
+
+
 def test_modality_subsample_is_unbiased():
   """E[subsampled estimate] = full denoising loss (same t/noise per image in expectation)."""
   config = _config()

@@ -263,7 +263,12 @@ class DiffMVAE(nn.Module):
                                              self.model_config.use_prior_expert, available)
     valid = fusion.valid_subsets(subsets, available)
     key_z, key_dec = jax.random.split(key)
-    z, _ = fusion.sample_mixture(key_z, mu_s, logvar_s, valid)
+    sampling = self.loss_config.get('subset_sampling', 'per_example')
+    if sampling not in fusion.SUBSET_SAMPLINGS:
+      raise ValueError(f'Unknown loss.subset_sampling {sampling!r}; '
+                       f'use one of {fusion.SUBSET_SAMPLINGS}.')
+    z, _ = fusion.sample_mixture(key_z, mu_s, logvar_s, valid,
+                                 stratified=sampling == 'stratified')
     if self.loss_config.kl_estimator == 'subset_average':
       kl = fusion.kl_subset_average(mu_s, logvar_s, valid)
     elif self.loss_config.kl_estimator == 'mixture_mc':

@@ -222,21 +222,42 @@ def mixture_log_density(z, mu_S, logvar_S, valid):
   return jnp.where(nonempty, lse - jnp.log(jnp.maximum(num_valid, 1.0)), 0.0)
 
 
-def sample_subset_indices(key, valid):
+SUBSET_SAMPLINGS = ('per_example', 'stratified')
+
+
+def sample_subset_indices(key, valid, stratified: bool = False):
   """Draw one subset per example uniformly among its valid subsets.
+
+  Per example (the default) every example draws on its own. Stratified: example i takes
+  u_i = (pi_i + v_i) / B for a random permutation pi of 0..B-1 and v_i ~ U(0, 1), then the
+  floor(u_i * K_i)-th of its K_i valid subsets. Each u_i is marginally U(0, 1), so each
+  example's subset is still uniform over its valid subsets (the same mixture expectation,
+  DESIGN §2.3), but across a fully observed batch every subset gets floor(B/K) or
+  ceil(B/K) examples, as the peer's one chunk per subset does.
 
   Args:
     key: PRNG key.
     valid: bool (B, K).
+    stratified: spread the batch evenly over the subsets (see above).
 
   Returns:
     int32 (B,) indices into the K subsets. An example with no valid subset gets index 0.
   """
-  logits = jnp.where(valid, 0.0, -jnp.inf)
-  return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+  if not stratified:
+    logits = jnp.where(valid, 0.0, -jnp.inf)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+  batch_size = valid.shape[0]
+  perm_key, jitter_key = jax.random.split(key)
+  u = (jax.random.permutation(perm_key, batch_size).astype(jnp.float32)
+       + jax.random.uniform(jitter_key, (batch_size,))) / batch_size
+  num_valid = jnp.sum(valid, axis=-1)
+  rank = jnp.minimum(jnp.floor(u * num_valid).astype(jnp.int32), jnp.maximum(num_valid - 1, 0))
+  # Index of the (rank + 1)-th valid subset of each row.
+  hit = valid & (jnp.cumsum(valid, axis=-1) == (rank + 1)[:, None])
+  return jnp.argmax(hit, axis=-1).astype(jnp.int32)
 
 
-def sample_mixture(key, mu_S, logvar_S, valid):
+def sample_mixture(key, mu_S, logvar_S, valid, stratified: bool = False):
   """Reparameterised sample of the MoPoE mixture (DESIGN §2.3).
 
   A valid subset S is drawn uniformly per example (not differentiable), then
@@ -246,13 +267,14 @@ def sample_mixture(key, mu_S, logvar_S, valid):
     key: PRNG key.
     mu_S, logvar_S: float32 (B, K, D).
     valid: bool (B, K).
+    stratified: spread the batch evenly over the subsets (sample_subset_indices).
 
   Returns:
     (z, subset_index): float32 (B, D) and int32 (B,).
   """
   subset_key, noise_key = jax.random.split(key)
   mu_S, logvar_S = _keep_components(mu_S, logvar_S, valid)
-  index = sample_subset_indices(subset_key, valid)
+  index = sample_subset_indices(subset_key, valid, stratified)
   take = lambda a: jnp.take_along_axis(a, index[:, None, None], axis=1)[:, 0]
   mu, logvar = take(mu_S), take(logvar_S)
   eps = jax.random.normal(noise_key, mu.shape, mu.dtype)
