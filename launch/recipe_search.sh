@@ -28,6 +28,10 @@ case "$ROUND" in
     CONFIG=configs/compare_polymnist.py:mopoe
     VARIANTS=$'base\nbeta1 --config.loss.beta=1.0\nbeta0.5 --config.loss.beta=0.5\nscale0.25 --config.model.image_likelihood_scale=0.25'
     ;;
+  mopoe_beta_low)   # Round 2: below beta 1, and what helps on top of beta 0.5.
+    CONFIG=configs/compare_polymnist.py:mopoe
+    VARIANTS=$'beta0.25 --config.loss.beta=0.25\nbeta0.5_stratified --config.loss.beta=0.5 --config.loss.subset_sampling=stratified\nbeta0.5_lr2e-3 --config.loss.beta=0.5 --config.train.learning_rate=2e-3\nbeta0.5_latent128 --config.loss.beta=0.5 --config.model.latent_dim=128'
+    ;;
   *) echo "unknown round $ROUND: see the case list in $0" >&2; exit 2 ;;
 esac
 
