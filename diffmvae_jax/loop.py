@@ -13,7 +13,12 @@ what every loop needs, so a fix to it lands once:
   synced across hosts), then a clean stop that a rerun resumes;
 - progress and ETA (clu's ReportProgress: log lines and a steps/s scalar);
 - scalars: the mean over each ``log_every`` window to the clu writer (prefixed, e.g.
-  'prior/'), and the window's last values to a JSONL file (lead process only).
+  'prior/'), and the window's last values to a JSONL file (lead process only), each row with
+  ``train_seconds``: wall-clock seconds of training when the row was written (one step
+  late, like the metrics; compilation included), summed over resumed
+  runs (read back from the file's last row at or before the resumed step) and excluding
+  the time spent in ``after_step`` (sample grids, learning curves), so budgets such as
+  "60 minutes of training" are read from the file.
 
     result = loop.run_loop(settings, state, start_step, step_fn, writer=writer,
                            save_fn=save_fn)
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
+import time
 from typing import Any, Callable
 
 from absl import logging
@@ -35,6 +42,27 @@ import numpy as np
 from diffmvae_jax.errors import NonFiniteLossError
 
 DEFAULT_ADVICE = ('Lower train.learning_rate, tighten train.grad_clip_norm or check the data')
+
+
+def resumed_train_seconds(metrics_path: str | None, start_step: int) -> float:
+  """``train_seconds`` of the last JSONL row at or before `start_step` (0 if none).
+
+  Rows after the resumed step come from steps whose state was never saved: they are
+  retrained, so their time does not count twice.
+  """
+  if start_step <= 0 or not metrics_path or not os.path.exists(metrics_path):
+    return 0.0
+  best_step, seconds = -1, 0.0
+  with open(metrics_path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        continue  # A line cut short by a kill.
+      step = row.get('step', -1)
+      if 'train_seconds' in row and best_step <= step <= start_step:
+        best_step, seconds = step, float(row['train_seconds'])
+  return seconds
 
 
 class PreemptionWatcher:
@@ -190,6 +218,12 @@ def run_loop(settings: LoopSettings, state, start_step: int,
       num_train_steps=s.num_steps, writer=scalar_writer, every_secs=30)
   history, last_metrics = [], {}
   saved = last_saved
+  seconds_before = resumed_train_seconds(s.metrics_path if is_lead else None, start_step)
+  started = time.perf_counter()
+  outside = 0.0  # Seconds spent in after_step, not training.
+
+  def train_seconds():
+    return seconds_before + time.perf_counter() - started - outside
 
   def consume(step, device_metrics):
     nonlocal last_metrics
@@ -207,7 +241,8 @@ def run_loop(settings: LoopSettings, state, start_step: int,
                      ', '.join(f'{k} {v:.4g}' for k, v in sorted(means.items())))
       if is_lead and s.metrics_path:
         with open(s.metrics_path, 'a') as f:
-          f.write(json.dumps({'step': step, **last_metrics}) + '\n')
+          row = {'step': step, **last_metrics, 'train_seconds': round(train_seconds(), 3)}
+          f.write(json.dumps(row) + '\n')
       history.clear()
 
   logging.info('%s: from step %d to %d.', s.name, start_step, s.num_steps)
@@ -230,7 +265,9 @@ def run_loop(settings: LoopSettings, state, start_step: int,
         save_fn(step, state)
         saved = step
       if after_step is not None:
+        before = time.perf_counter()
         after_step(step, state)
+        outside += time.perf_counter() - before
       if stop:
         logging.warning('%s stopped at step %d on preemption; rerun to resume.', s.name, step)
         preempted = True
