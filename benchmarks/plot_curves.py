@@ -8,7 +8,9 @@ Reads each workdir's curves.jsonl (written by --mode=train with train.curve_ever
 diffmvae_jax/curves.py) and metrics.jsonl (the loss terms), and writes
 ``<out>.png`` (panels: coherence given 1, coherence given 2, mean latent probe, KL; one line
 per run, chance level dashed) and ``<out>.json`` ({run: {'curves': rows, 'losses': rows}}).
-Seconds on a CPU. Needs matplotlib (requirements.txt).
+``--x=minutes`` puts training wall-clock minutes on the x axis instead of steps (each
+point at the ``train_seconds`` that metrics.jsonl records at its step, so runs of different
+step costs compare at equal budget). Seconds on a CPU. Needs matplotlib (requirements.txt).
 """
 
 import json
@@ -33,6 +35,8 @@ def define_flags():
   flags.DEFINE_string('out', None, 'Output path without extension (.png and .json).',
                       required=True)
   flags.DEFINE_float('chance', 0.1, 'Chance level drawn on the coherence and probe panels.')
+  flags.DEFINE_enum('x', 'step', ['step', 'minutes'],
+                    'x axis: training step, or training wall-clock minutes (train_seconds).')
 
 
 def parse_runs(text: str) -> dict:
@@ -67,8 +71,30 @@ def collect(runs: dict) -> dict:
   return out
 
 
-def plot(data: dict, path: str, chance: float) -> str:
-  """Writes the four-panel PNG of `data` (collect's form) to `path`; returns it."""
+def train_minutes(losses: list, step: int) -> float:
+  """Training minutes at `step`: ``train_seconds`` of the last metrics row at or before it.
+
+  Step 0 (before any training) is 0. Raises ValueError when no row up to `step` records
+  train_seconds (runs written before the loop recorded it: use --x=step).
+  """
+  if step == 0:
+    return 0.0
+  seconds = [r['train_seconds'] for r in losses if r['step'] <= step and 'train_seconds' in r]
+  if not seconds:
+    raise ValueError(f'no train_seconds in metrics.jsonl up to step {step}: this run predates '
+                     'the wall-clock record; plot it with --x=step')
+  return seconds[-1] / 60.0
+
+
+def plot(data: dict, path: str, chance: float, x: str = 'step') -> str:
+  """Writes the four-panel PNG of `data` (collect's form) to `path`; returns it.
+
+  Args:
+    data: collect's {run: {'curves', 'losses'}}.
+    path: the PNG to write.
+    chance: the level drawn dashed on the coherence and probe panels.
+    x: 'step' (training step) or 'minutes' (training wall-clock, train_minutes).
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -76,14 +102,17 @@ def plot(data: dict, path: str, chance: float) -> str:
   for ax, (key, title) in zip(axes, PANELS):
     for name, run in data.items():
       rows = run['losses'] if key == 'kl' else run['curves']
-      points = [(r['step'], r[key]) for r in rows if key in r]
+      if x == 'minutes':
+        points = [(train_minutes(run['losses'], r['step']), r[key]) for r in rows if key in r]
+      else:
+        points = [(r['step'], r[key]) for r in rows if key in r]
       if points:
         ax.plot(*zip(*points), marker='o' if key != 'kl' else None, ms=3, label=name)
     if key != 'kl':
       ax.axhline(chance, color='grey', ls='--', lw=1, label='chance')
       ax.set_ylim(0.0, 1.0)
     ax.set_title(title)
-    ax.set_xlabel('training step')
+    ax.set_xlabel('training step' if x == 'step' else 'training minutes (train_seconds / 60)')
     ax.grid(alpha=0.3)
   axes[0].legend()
   fig.tight_layout()
@@ -96,7 +125,7 @@ def plot(data: dict, path: str, chance: float) -> str:
 def main(argv):
   del argv
   data = collect(parse_runs(FLAGS.runs))
-  png = plot(data, FLAGS.out + '.png', FLAGS.chance)
+  png = plot(data, FLAGS.out + '.png', FLAGS.chance, FLAGS.x)
   with open(FLAGS.out + '.json', 'w') as f:
     json.dump(data, f, indent=1, sort_keys=True)
   print(json.dumps({'png': png, 'json': FLAGS.out + '.json',

@@ -125,7 +125,9 @@ def test_name_tables_match_their_modules():
 @pytest.mark.parametrize('config', ['default.py', 'demo.py', 'test_tiny.py', 'polymnist.py',
                                     'polymnist_mopoe.py', 'compare_polymnist.py:diffusion',
                                     'compare_polymnist.py:mopoe', 'paper_recipe.py', 'cub.py',
-                                    'celebamask_hq.py'])
+                                    'celebamask_hq.py', 'protocol_polymnist.py:mopoe',
+                                    'protocol_polymnist.py:diffusion',
+                                    'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
 

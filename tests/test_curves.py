@@ -71,6 +71,14 @@ def test_training_logs_curves_at_zero_every_k_and_the_end_and_resumes(
   assert os.path.getsize(png) > 1000
   assert [r['step'] for r in data['a']['losses']] == [1, 2, 3, 4, 5]
   json.dumps(data)
+  # Wall-clock x axis: each point at the train_seconds recorded at its step.
+  losses = data['a']['losses']
+  assert plot_curves.train_minutes(losses, 0) == 0.0
+  assert plot_curves.train_minutes(losses, 4) == losses[3]['train_seconds'] / 60
+  assert 0 < plot_curves.train_minutes(losses, 2) <= plot_curves.train_minutes(losses, 5)
+  assert os.path.getsize(plot_curves.plot(data, out + '_min.png', 0.1, x='minutes')) > 1000
+  with pytest.raises(ValueError, match='--x=step'):
+    plot_curves.train_minutes([{'step': 1, 'loss': 1.0}], 1)
 
 
 def test_curves_without_classifiers_or_labels_are_clear_errors(tiny_config, tmp_path):
