@@ -127,6 +127,7 @@ def test_name_tables_match_their_modules():
                                     'compare_polymnist.py:mopoe', 'paper_recipe.py', 'cub.py',
                                     'celebamask_hq.py', 'protocol_polymnist.py:mopoe',
                                     'protocol_polymnist.py:diffusion',
+                                    'protocol_polymnist.py:diffusion_simple',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
