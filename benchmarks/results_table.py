@@ -72,7 +72,7 @@ def main(argv):
                   .get('by_num_given', {})}, key=int)
   images = sorted({m for runs in groups.values() for _, r in runs
                    for m in r['results'].get('fid', {}).get('unconditional', {})})
-  header = (['model', 'z prior', 'seeds'] + [f'coherence given {k} (%)' for k in sizes] +
+  header = (['model', 'z prior', 'seeds', 'step'] + [f'coherence given {k} (%)' for k in sizes] +
             ['uncond. coherence (%)', 'its independence baseline (%)'] +
             [f'FID {m}' for m in images] +
             ['latent FD', 'latent MMD²'])
@@ -81,7 +81,8 @@ def main(argv):
   for (arm, prior), runs in sorted(groups.items()):
     results = [r['results'] for _, r in runs]
     coh = [r.get('coherence', {}) for r in results]
-    row = [arm, prior, ','.join(str(s) for s, _ in runs)]
+    steps = sorted({r['provenance']['checkpoint_step'] for _, r in runs})
+    row = [arm, prior, ','.join(str(s) for s, _ in runs), ','.join(str(s) for s in steps)]
     row += [fmt([c.get('conditional', {}).get('by_num_given', {}).get(k) for c in coh], 100)
             for k in sizes]
     row.append(fmt([c.get('unconditional') for c in coh], 100))
@@ -95,7 +96,7 @@ def main(argv):
   print(f"\nN = {prov['num_examples']} {prov['split']} examples per conditioning subset, "
         f"{prov['unconditional_num']} unconditional samples; sampler {prov['sampler']}"
         f"{'-' + str(prov['sampler_steps']) if prov.get('sampler_steps') else ''}, "
-        f"EMA {prov['ema']}, checkpoint step {prov['checkpoint_step']}.")
+        f"EMA {prov['ema']}; step: the evaluated checkpoints.")
 
 
 if __name__ == '__main__':

@@ -49,12 +49,12 @@ def test_table_averages_seeds_uses_latest_step_and_copies(tmp_path):
   rows = {tuple(cell.strip() for cell in line.strip('|').split('|')[:2]): line
           for line in result.stdout.splitlines() if line.startswith('| diffusion')}
   gaussian = [c.strip() for c in rows[('diffusion', 'gaussian')].strip('|').split('|')]
-  # seeds, given 1 (%), given 2 (%), unconditional (%), its baseline (%), FID m0, latent FD,
-  # latent MMD².
-  assert gaussian[2:] == ['0,1', '60.0 ± 14.1', '70.0 ± 14.1', '30.0 ± 14.1', '15.0 ± 7.1',
+  # seeds, step, given 1 (%), given 2 (%), unconditional (%), its baseline (%), FID m0,
+  # latent FD, latent MMD².
+  assert gaussian[2:] == ['0,1', '200', '60.0 ± 14.1', '70.0 ± 14.1', '30.0 ± 14.1', '15.0 ± 7.1',
                           '110.0 ± 14.1', '3.00 ± 1.41', '0.500 ± 0.000']
   sde = [c.strip() for c in rows[('diffusion', 'sde')].strip('|').split('|')]
-  assert sde[2:] == ['0', '50.0', '60.0', '60.0', '30.0', '80.0', '1.00', '0.500']
+  assert sde[2:] == ['0', '200', '50.0', '60.0', '60.0', '30.0', '80.0', '1.00', '0.500']
   assert 'N = 250 test examples' in result.stdout
   assert sorted(os.listdir(copy_to)) == ['diffusion_s0_metrics_gaussian.json',
                                          'diffusion_s0_metrics_sde.json',
