@@ -11,10 +11,13 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
-import tensorflow_datasets as tfds
 
+from diffmvae_jax.data import storage_backend
 from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data.errors import DataError
+
+if storage_backend.tfds_available():  # Only raw_tensor needs it at run time.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 # ----------------------------------------------------------------------------- builder configs
 

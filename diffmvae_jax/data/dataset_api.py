@@ -3,7 +3,8 @@
 `data/pipeline.py` knows nothing about PolyMNIST, CUB or CelebAMask-HQ; it looks up the
 dataset named by `data.dataset` in its registry and talks to it through `Dataset`:
 
-  builder = dataset.make_builder(data_config)        # TFDS builder (maybe not built yet)
+  builder = dataset.make_builder(data_config)        # TFDS builder (maybe not built yet), or
+                                                     # PolyMNIST's numpy build without TFDS
   builder.download_and_prepare(...)                  # atomic array_record build
   specs = dataset.modality_specs(builder)            # what a batch holds
   n = dataset.num_records(builder, split)            # size of the pipeline's id space
@@ -24,12 +25,14 @@ Batch conventions (numpy, leading batch dim b), by modality kind:
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from diffmvae_jax.data import text as text_lib
+
+if TYPE_CHECKING:  # Annotations only: the numpy build path runs without TFDS.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 KINDS = ("image", "mask", "attributes", "caption", "label")
 

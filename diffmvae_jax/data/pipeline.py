@@ -1,4 +1,8 @@
-"""Grain input pipelines over the TFDS array_record datasets (the trainer's data API).
+"""Grain input pipelines over the built datasets (the trainer's data API).
+
+Builds are TFDS array_record, or for PolyMNIST numpy arrays where tensorflow_datasets is
+absent or DIFFMVAE_DATA_BACKEND=numpy (data/storage_backend.py); this file treats both
+alike, so batches, shuffling, sharding and iterator state do not depend on the storage.
 
 The dataset itself is a module in DATASET_MODULES implementing data/dataset_api.Dataset
 (PolyMNIST, CUB, CelebAMask-HQ); this file only shuffles, batches, shards and prefetches.
@@ -32,12 +36,15 @@ import math
 from absl import flags
 import grain
 import numpy as np
-import tensorflow_datasets as tfds
 
+from diffmvae_jax.data import storage_backend
 from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data.dataset_api import Dataset
 from diffmvae_jax.data.dataset_api import ModalitySpec  # pylint: disable=unused-import
 from diffmvae_jax.data.errors import DataError
+
+if storage_backend.tfds_available():  # Absent on a bare JAX image (numpy builds only).
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 # data.dataset -> the module whose `DATASET` implements data/dataset_api.Dataset (imported
 # on first use, so a dataset's dependencies are only needed when it is used).
@@ -73,14 +80,22 @@ def get_dataset(data_config) -> Dataset:
   return importlib.import_module(DATASET_MODULES[name]).DATASET
 
 
-def _builder(data_config) -> tfds.core.DatasetBuilder:
+def _builder(data_config):
   for key in COMMON_CONFIG_KEYS:
     _get(data_config, key)
   return get_dataset(data_config).make_builder(data_config)
 
 
-def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
-  """Returns the dataset's TFDS builder, building it (array_record) if not built yet.
+def _prepare_kwargs(builder) -> dict:
+  """download_and_prepare's arguments: array_record and no GCS for TFDS builders."""
+  if storage_backend.tfds_available() and isinstance(builder, tfds.core.DatasetBuilder):
+    return {"file_format": "array_record",
+            "download_config": tfds.download.DownloadConfig(try_download_gcs=False)}
+  return {}
+
+
+def prepare_dataset(data_config):
+  """Returns the dataset's builder, building it (array_record or numpy) if not built yet.
 
   The build is atomic: TFDS writes into a temporary directory and renames it when complete,
   so a failed or interrupted build leaves nothing a later run would read. With several
@@ -91,7 +106,8 @@ def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
       dataset's own keys (its module's `config_defaults`, e.g. num_image_modalities).
 
   Returns:
-    The prepared builder.
+    The prepared builder: a TFDS DatasetBuilder, or PolyMNIST's ArrayPolyMnist (same
+    interface as far as this module and the Dataset adapters use it).
 
   Raises:
     DataError: unknown dataset, bad config, missing source data, or a failed build.
@@ -100,9 +116,7 @@ def prepare_dataset(data_config) -> tfds.core.DatasetBuilder:
   if builder.is_prepared():
     return builder
   try:
-    builder.download_and_prepare(
-        file_format="array_record",
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    builder.download_and_prepare(**_prepare_kwargs(builder))
   except DataError:
     raise
   except Exception as e:  # pylint: disable=broad-except
@@ -152,7 +166,7 @@ def num_records(data_config, split: str) -> int:
 
 
 def _data_source(data_config, split: str):
-  """(TFDS data source of `split`, number of records in the pipeline's id space)."""
+  """(data source of `split`, number of records in the pipeline's id space)."""
   if split not in SPLITS:
     raise DataError(f"unknown split {split!r}; splits: {list(SPLITS)}")
   builder = prepare_dataset(data_config)

@@ -54,7 +54,9 @@ The caption vocabulary is built from the training captions (min count 3) and sav
 `read_vocabulary(builder)`.
 
 Modules: source.py (backgrounds, pairing, crops, compose, captions), attributes.py (the 15
-attributes), builder.py (the TFDS builder PolyMnist, PolyMnistConfig, make_builder),
+attributes), examples.py (the examples both builds write), builder.py (the TFDS builder
+PolyMnist, PolyMnistConfig, make_builder; only where tensorflow_datasets imports),
+array_build.py (ArrayPolyMnist: the same examples as numpy arrays, data/storage_backend.py),
 dataset.py (DATASET, the data/dataset_api.Dataset adapter the pipeline uses).
 """
 
@@ -62,7 +64,8 @@ from diffmvae_jax.data.builder_helpers import read_vocabulary
 from diffmvae_jax.data.polymnist.attributes import (
     ATTRIBUTE_NAMES, CLOSED_LOOP_DIGITS, NUM_ATTRIBUTES, digit_attributes, ink_counts,
     ink_medians, slants)
-from diffmvae_jax.data.polymnist.builder import PolyMnist, PolyMnistConfig, make_builder
+from diffmvae_jax.data import storage_backend
+from diffmvae_jax.data.polymnist.array_build import ArrayPolyMnist
 from diffmvae_jax.data.polymnist.dataset import DATASET
 from diffmvae_jax.data.polymnist.source import (
     BACKGROUNDS, BINARISE_THRESHOLD, CAPTION_TEMPLATES, DIGIT_WORDS, IMAGE_SHAPE, MASK_SHAPE,
@@ -76,5 +79,10 @@ __all__ = [
     "NUM_ATTRIBUTES", "SPLIT_IDS", "VOCAB_MIN_COUNT", "VOCABULARY_FILE", "captions", "compose",
     "crop_offsets", "digit_attributes", "ink_counts", "ink_medians", "load_background",
     "make_builder", "pair_by_label", "PolyMnist", "PolyMnistConfig", "read_vocabulary",
-    "skimage_data_dir", "slants", "stroke_mask",
+    "skimage_data_dir", "slants", "stroke_mask", "ArrayPolyMnist",
 ]
+
+if storage_backend.tfds_available():  # The TFDS builder needs tensorflow_datasets.
+  from diffmvae_jax.data.polymnist.builder import PolyMnist, PolyMnistConfig, make_builder  # pylint: disable=g-import-not-at-top
+else:
+  __all__ = [n for n in __all__ if n not in ("PolyMnist", "PolyMnistConfig", "make_builder")]

@@ -12,12 +12,10 @@ from diffmvae_jax.data import builder_helpers as helpers
 from diffmvae_jax.data import mnist_source
 from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data.errors import DataError
-from diffmvae_jax.data.polymnist import attributes
-from diffmvae_jax.data.polymnist import source
+from diffmvae_jax.data.polymnist import examples
 from diffmvae_jax.data.polymnist.attributes import ATTRIBUTE_NAMES, NUM_ATTRIBUTES
 from diffmvae_jax.data.polymnist.source import (
-    BACKGROUNDS, DIGIT_WORDS, IMAGE_SHAPE, MASK_SHAPE, SPLIT_IDS, VOCAB_MIN_COUNT,
-    VOCABULARY_FILE)
+    BACKGROUNDS, DIGIT_WORDS, IMAGE_SHAPE, MASK_SHAPE, SPLIT_IDS, VOCABULARY_FILE)
 
 # The fields that define what a PolyMnistConfig builds (compared by the registered swap).
 _CONFIG_FIELDS = ("num_modalities", "seed", "max_examples_per_split", "caption_max_len")
@@ -47,17 +45,8 @@ class PolyMnistConfig(tfds.core.BuilderConfig):
     Raises:
       DataError: a field is out of range.
     """
-    if not 1 <= num_modalities <= len(BACKGROUNDS):
-      raise DataError(f"num_image_modalities must be in 1..{len(BACKGROUNDS)} (one per "
-                      f"background photo), got {num_modalities}")
-    if max_examples_per_split < 0 or caption_max_len < 2 or seed < 0:
-      raise DataError("need max_examples_per_split >= 0, caption_max_len >= 2 and seed >= 0; "
-                      f"got {max_examples_per_split}, {caption_max_len}, {seed}")
-    name = f"m{num_modalities}_s{seed}"
-    if max_examples_per_split:
-      name += f"_n{max_examples_per_split}"
-    if caption_max_len != text_lib.DEFAULT_MAX_LEN:
-      name += f"_l{caption_max_len}"
+    name = examples.variant_name(num_modalities, seed, max_examples_per_split,
+                                 caption_max_len)
     return cls(name=name, num_modalities=num_modalities, seed=seed,
                max_examples_per_split=max_examples_per_split,
                caption_max_len=caption_max_len,
@@ -128,46 +117,18 @@ class PolyMnist(tfds.core.GeneratorBasedBuilder):
     del dl_manager  # Nothing is downloaded.
     cfg = self.builder_config
     mnist = mnist_source.load_mnist(self._mnist_manual_dir)
-    texts = {}
-    for split in SPLIT_IDS:
-      labels = mnist[split].labels
-      texts[split] = source.captions(labels[:self._truncate(len(labels))], len(labels),
-                                     cfg.seed, split)
-    vocab = text_lib.Vocabulary.build(texts["train"], min_count=VOCAB_MIN_COUNT)
+    texts, vocab, thick = examples.split_inputs(mnist, cfg.seed, cfg.max_examples_per_split)
     helpers.write_vocabulary(self, vocab)
-    thick = attributes.ink_medians(mnist["train"].images, mnist["train"].labels)
     return {split: self._generate_examples(split, mnist[split], texts[split], vocab, thick)
             for split in SPLIT_IDS}
 
-  def _truncate(self, n: int) -> int:
-    limit = self.builder_config.max_examples_per_split
-    return min(n, limit) if limit else n
-
   def _generate_examples(self, split, split_data, split_texts, vocab, thick_thresholds):
     cfg = self.builder_config
-    total = len(split_data.labels)
-    n = self._truncate(total)
-    labels = split_data.labels[:n]
-    images = split_data.images[:n]
-    pairing = source.pair_by_label(labels, cfg.num_modalities, cfg.seed, split)
-    offsets = [source.crop_offsets(total, m, cfg.seed, split)[:n]
-               for m in range(cfg.num_modalities)]
-    backgrounds = [source.load_background(m) for m in range(cfg.num_modalities)]
-    digits0 = images[pairing[0]]  # Modality 0's digits (pairing[0] is the identity).
-    masks = source.stroke_mask(digits0)
-    attrs = attributes.digit_attributes(digits0, labels[pairing[0]], thick_thresholds)
-    for i in range(n):
-      example = {f"m{m}": source.compose(images[pairing[m, i]], backgrounds[m], offsets[m][i])
-                 for m in range(cfg.num_modalities)}
-      example.update(
-          label=int(labels[i]),
-          caption=vocab.encode(split_texts[i], cfg.caption_max_len),
-          caption_text=split_texts[i],
-          mnist_index=pairing[:, i].astype(np.int32),
-          mask=masks[i],
-          attributes=attrs[i],
-      )
-      yield i, example
+    return examples.generate_examples(
+        split, split_data, split_texts, vocab, thick_thresholds,
+        num_modalities=cfg.num_modalities, seed=cfg.seed,
+        max_examples_per_split=cfg.max_examples_per_split,
+        caption_max_len=cfg.caption_max_len)
 
 
 def make_builder(*, num_modalities: int, seed: int = 0, max_examples_per_split: int = 0,

@@ -6,16 +6,21 @@ import numpy as np
 
 from diffmvae_jax.data import builder_helpers as helpers
 from diffmvae_jax.data import text as text_lib
+from diffmvae_jax.data import storage_backend
 from diffmvae_jax.data.dataset_api import ModalitySpec
+from diffmvae_jax.data.polymnist.array_build import ArrayPolyMnist
 from diffmvae_jax.data.polymnist.attributes import ATTRIBUTE_NAMES, NUM_ATTRIBUTES
-from diffmvae_jax.data.polymnist.builder import PolyMnist, make_builder
 from diffmvae_jax.data.polymnist.source import IMAGE_SHAPE, MASK_SHAPE
+
+if storage_backend.tfds_available():  # Absent on a bare JAX image: numpy builds only.
+  from diffmvae_jax.data.polymnist import builder as tfds_builder  # pylint: disable=g-import-not-at-top
 
 
 class _PolyMnistDataset:
   """PolyMNIST as the input pipeline sees it (data/dataset_api.Dataset).
 
-  Data config keys: num_image_modalities, build_seed, max_examples_per_split (see
+  Builds are TFDS array_record or numpy arrays (data/storage_backend.py); both hold the
+  same examples and read the same way. Data config keys: num_image_modalities, build_seed, max_examples_per_split (see
   configs/default.py). One record per stored example in every split. Modalities: m0..m{M-1}
   (image), caption, label, mask (m0's stroke mask, float32 {0, 1} (28, 28, 1)) and
   attributes (float32 {0, 1} (15,), ATTRIBUTE_NAMES).
@@ -25,9 +30,15 @@ class _PolyMnistDataset:
   attribute_names = ATTRIBUTE_NAMES
   config_defaults = {"num_image_modalities": 5, "build_seed": 0, "max_examples_per_split": 0}
 
-  def make_builder(self, data_config) -> PolyMnist:
+  def make_builder(self, data_config):
+    """The TFDS builder (PolyMnist) or, with the numpy backend, an ArrayPolyMnist.
+
+    data/storage_backend.py picks the backend; both build the same examples.
+    """
     get = lambda k: data_config.get(k, self.config_defaults.get(k))  # noqa: E731
-    return make_builder(
+    make = (ArrayPolyMnist if storage_backend.backend() == "numpy"
+            else tfds_builder.make_builder)
+    return make(
         num_modalities=int(get("num_image_modalities")),
         seed=int(get("build_seed")),
         max_examples_per_split=int(get("max_examples_per_split")),
