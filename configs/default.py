@@ -77,6 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
   # DESIGN 2.4) | elbo (the discrete-time bound T * L_t + L_T in nats, so beta weighs the KL
   # against a real log-likelihood; it weights small t 10-500x more than simple).
   diff.loss = 'simple'
+  # How t is drawn for loss=elbo: uniform | importance (p(t) proportional to the bound's
+  # weight of t, so every example's squared error carries the same weight; same bound,
+  # lower variance: diffusion/schedules.py T_SAMPLINGS). Ignored by the simple loss.
+  diff.t_sampling = 'uniform'
   diff.shared_unet = True           # One U-Net for all image modalities + modality embedding.
   # With a shared U-Net, estimate the denoising term on this many random image
   # modalities per example, rescaled to stay unbiased (0 = all of them).

@@ -21,6 +21,9 @@ digit code from ~5000 steps.
   # The weighting comparison: Diff-MVAE on the simple denoising loss (DESIGN 2.4) with the
   # beta of configs/compare_polymnist.py (0.1; beta has no meaning in nats there):
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_simple ...
+  # The same bound with t drawn in proportion to its weights (model.diffusion.t_sampling=
+  # importance: every example's squared error weighs alike, lower-variance gradients):
+  python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_importance ...
   # The published MoPoE recipe as its own row (beta 2.5, latent 512, batch 256), 4200 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:mopoe_published ...
 
@@ -32,7 +35,7 @@ counted in ``train_seconds``.
 
 from configs import compare_polymnist
 
-ARMS = ('mopoe', 'diffusion', 'diffusion_simple', 'mopoe_published')
+ARMS = ('mopoe', 'diffusion', 'diffusion_simple', 'diffusion_importance', 'mopoe_published')
 
 
 def get_config(arm: str = 'diffusion'):
@@ -56,9 +59,11 @@ def get_config(arm: str = 'diffusion'):
   if arm == 'mopoe':
     tr.num_steps = 30000
     tr.checkpoint_every = tr.curve_every = 2000
-  elif arm in ('diffusion', 'diffusion_simple'):
-    if arm == 'diffusion':
+  elif arm.startswith('diffusion'):
+    if arm in ('diffusion', 'diffusion_importance'):
       config.model.diffusion.loss = 'elbo'
+      if arm == 'diffusion_importance':
+        config.model.diffusion.t_sampling = 'importance'
     else:  # The simple denoising loss: not in nats, so beta keeps compare_polymnist's 0.1.
       config.loss.beta = 0.1
     tr.num_steps = 6000

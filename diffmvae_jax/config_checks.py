@@ -180,6 +180,7 @@ RULES: dict[str, Rule] = {
     'model.attributes_hidden': _POS,
     'model.diffusion.schedule': choice(schedules.SCHEDULE_KINDS),
     'model.diffusion.loss': choice(schedules.DIFFUSION_LOSSES),
+    'model.diffusion.t_sampling': choice(schedules.T_SAMPLINGS),
     'model.diffusion.num_timesteps': integer(lo=2),
     'model.diffusion.beta_start': real(0.0, 1.0, lo_open=True, hi_open=True),
     'model.diffusion.beta_end': real(0.0, 1.0, lo_open=True, hi_open=True),
@@ -274,6 +275,10 @@ def _cross_key_checks(config) -> None:
   if d.schedule == 'linear' and not d.beta_start < d.beta_end:
     _fail('model.diffusion.beta_start', d.beta_start,
           f'must be below model.diffusion.beta_end ({d.beta_end})')
+  if d.get('t_sampling', 'uniform') != 'uniform' and d.loss != 'elbo':
+    _fail('model.diffusion.t_sampling', d.t_sampling,
+          "must be 'uniform' unless model.diffusion.loss='elbo' (the simple loss weighs "
+          "every t alike)")
   s = config.sample
   if s.sampler != 'ddpm' and s.steps > d.num_timesteps:
     _fail('sample.steps', s.steps, f'must be <= model.diffusion.num_timesteps '

@@ -46,6 +46,7 @@ def _bad_values(a_file):
       'model.text.embed_dim': '0', 'model.text.channels': '(64,-1)', 'model.text.hidden': '0',
       'model.label_hidden': '0', 'model.attributes_hidden': '-3',
       'model.diffusion.schedule': 'sigmoid', 'model.diffusion.loss': 'hybrid', 'model.diffusion.num_timesteps': '1',
+      'model.diffusion.t_sampling': 'stratified',
       'model.diffusion.beta_start': '0', 'model.diffusion.beta_end': '1.5',
       'model.diffusion.modality_subsample': '-1', 'model.diffusion.base_channels': '0',
       'model.diffusion.channel_mults': '(1,0)', 'model.diffusion.num_res_blocks': '0',
@@ -128,6 +129,7 @@ def test_name_tables_match_their_modules():
                                     'celebamask_hq.py', 'protocol_polymnist.py:mopoe',
                                     'protocol_polymnist.py:diffusion',
                                     'protocol_polymnist.py:diffusion_simple',
+                                    'protocol_polymnist.py:diffusion_importance',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
@@ -157,6 +159,8 @@ def test_every_key_refuses_a_bad_value_in_one_line(monkeypatch, tmp_path):
     (('--config.prior.beta_min=30.0',), 'prior.beta_min=30.0: must be below prior.beta_max'),
     (('--config.prior.sigma_min=60.0',), 'prior.sigma_min=60.0: must be below'),
     (('--config.prior.embed_dim=127',), 'prior.embed_dim=127: must be even'),
+    (('--config.model.diffusion.t_sampling=importance',),
+     "model.diffusion.t_sampling='importance': must be 'uniform' unless"),
 ])
 def test_cross_key_rules(monkeypatch, overrides, starts):
   line = _cli_error(monkeypatch, *overrides)

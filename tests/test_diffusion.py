@@ -318,6 +318,50 @@ def test_vlb_terms_equal_the_gaussian_kls_of_the_bound(kind):
 
 
 
+@pytest.mark.parametrize('kind', ['linear', 'cosine'])
+def test_importance_sampled_bound_has_the_uniform_bound_as_its_mean(kind):
+  """Summed exactly over t with its probabilities, the importance estimate equals the
+  uniform one (both the bound); every t then carries the same weight sum_s w_s."""
+  num_t, dim = 50, 6
+  sched = schedules.make_schedule(kind, num_t)
+  proposal = schedules.t_proposal(sched, 'importance')
+  assert schedules.t_proposal(sched, 'uniform') is None
+  p = np.asarray(proposal, np.float64)
+  np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-5)
+  rng = np.random.default_rng(1)
+  x0 = jnp.asarray(np.repeat(rng.uniform(-1, 1, (1, dim)), num_t, 0), jnp.float32)
+  eps = jnp.asarray(np.repeat(rng.normal(size=(1, dim)), num_t, 0), jnp.float32)
+  eps_pred = eps + 0.3 * jnp.asarray(rng.normal(size=(num_t, dim)), jnp.float32)
+  t = jnp.arange(num_t, dtype=jnp.int32)
+  uniform = np.asarray(schedules.vlb_nll(sched, x0, t, eps, eps_pred), np.float64)
+  importance = np.asarray(schedules.vlb_nll(sched, x0, t, eps, eps_pred, proposal), np.float64)
+  np.testing.assert_allclose(np.sum(p * importance), np.mean(uniform), rtol=1e-4)
+  # Per-t coefficients of the squared error: T * w_t (uniform) vs sum_s w_s (importance).
+  zero = schedules.vlb_nll(sched, x0, t, eps, eps, proposal)
+  sq = np.sum(np.square(np.asarray(eps_pred - eps, np.float64)), axis=1)
+  coef = (np.asarray(importance, np.float64) - np.asarray(zero, np.float64)) / sq
+  np.testing.assert_allclose(coef, np.sum(np.asarray(sched.vlb_weights, np.float64)),
+                             rtol=1e-3)
+  with pytest.raises(ValueError, match='Unknown t sampling'):
+    schedules.t_proposal(sched, 'stratified')
+
+
+def test_sample_t_draws_from_the_proposal():
+  """Frequencies of 200k draws match the proposal within 5 standard errors; uniform is
+  jax.random.randint itself (the existing runs' numerics)."""
+  sched = schedules.make_schedule('linear', 20)
+  proposal = schedules.t_proposal(sched, 'importance')
+  key = jax.random.PRNGKey(3)
+  n = 200_000
+  t = np.asarray(schedules.sample_t(key, 20, (n,), proposal))
+  assert t.dtype == np.int32 and t.min() >= 0 and t.max() < 20
+  freq = np.bincount(t, minlength=20) / n
+  p = np.asarray(proposal, np.float64)
+  np.testing.assert_array_less(np.abs(freq - p), 5 * np.sqrt(p * (1 - p) / n) + 1e-9)
+  np.testing.assert_array_equal(schedules.sample_t(key, 20, (7,)),
+                                jax.random.randint(key, (7,), 0, 20))
+
+
 def test_vlb_weights_of_the_default_schedule_against_the_simple_loss():
   """DESIGN's linear T = 1000 schedule: the bound weighs each t 5-600x more than the simple
   loss (weight 1), small t most (the reconstruction end)."""
@@ -345,3 +389,10 @@ def test_elbo_loss_option_in_the_model(tiny_config):
   assert terms['simple']['kl'] == terms['elbo']['kl']
   for name in ('nll/m0', 'nll/m1'):
     assert np.isfinite(terms['elbo'][name]) and terms['elbo'][name] != terms['simple'][name]
+  # t_sampling='importance' (elbo only) draws other t, so other image terms, same KL.
+  config.model.diffusion.t_sampling = 'importance'
+  model = diffmvae.model_from_config(config, modalities_lib.resolve_modalities(config, specs))
+  importance = jax.device_get(jax.jit(model.apply)(variables, batch, key))
+  assert importance['kl'] == terms['elbo']['kl']
+  for name in ('nll/m0', 'nll/m1'):
+    assert np.isfinite(importance[name]) and importance[name] != terms['elbo'][name]

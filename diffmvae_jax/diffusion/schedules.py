@@ -6,6 +6,7 @@ stored as float32 jnp arrays of length T.
 """
 
 import flax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -14,6 +15,13 @@ SCHEDULE_KINDS = ('linear', 'cosine')
 # sum over pixels of (eps - eps_theta)^2 at one uniform t; 'elbo', the discrete-time
 # variational bound itself (vlb_nll), in nats.
 DIFFUSION_LOSSES = ('simple', 'elbo')
+# How t is drawn for the 'elbo' loss (model.diffusion.t_sampling): 'uniform' on [0, T), the
+# estimate T * L_t; 'importance', t with probability w_t / sum_s w_s (the bound's own
+# weights, vlb_weights), the estimate L_t / p(t). Both are unbiased for the same bound; the
+# second gives every example the same weight sum_s w_s on its squared error instead of
+# weights T * w_t spanning 5-600 (linear T = 1000), so one small-t draw no longer dominates a
+# batch's gradient.
+T_SAMPLINGS = ('uniform', 'importance')
 
 
 @flax.struct.dataclass
@@ -166,21 +174,49 @@ def denoising_loss(eps, eps_pred):
   return jnp.sum(sq.reshape(sq.shape[0], -1), axis=-1)
 
 
-def vlb_nll(schedule: DiffusionSchedule, x0, t, eps, eps_pred):
-  """One-sample estimate of -ELBO(x_0) in nats: T * L_t at a uniform t, plus the prior term.
+def t_proposal(schedule: DiffusionSchedule, kind: str):
+  """The distribution t is drawn from for the bound (T_SAMPLINGS).
+
+  Args:
+    schedule: DiffusionSchedule (T steps).
+    kind: 'uniform' or 'importance'.
+
+  Returns:
+    None for 'uniform'; for 'importance' float32 (T,) probabilities w_t / sum_s w_s.
+  """
+  if kind == 'uniform':
+    return None
+  if kind == 'importance':
+    return schedule.vlb_weights / jnp.sum(schedule.vlb_weights)
+  raise ValueError(f'Unknown t sampling {kind!r}; use one of {T_SAMPLINGS}.')
+
+
+def sample_t(key, num_timesteps: int, shape, proposal=None):
+  """Draws timesteps: int32 of `shape`, uniform on [0, T) or from `proposal` (T,)."""
+  if proposal is None:
+    return jax.random.randint(key, shape, 0, num_timesteps)
+  return jax.random.categorical(key, jnp.log(proposal), shape=shape).astype(jnp.int32)
+
+
+def vlb_nll(schedule: DiffusionSchedule, x0, t, eps, eps_pred, proposal=None):
+  """One-sample estimate of -ELBO(x_0) in nats: L_t / p(t), plus the prior term.
 
   The bound L_T + sum_{t>=1} L_t + L_0 of the discrete-time diffusion model: L_t =
   schedule.vlb_weights[t] ||eps - eps_pred||^2; L_0 = -log N(x_0; mu_theta, beta_0) adds
   (D / 2) log(2 pi beta_0) (a density of the continuous pixel values on the model's [-1, 1]
-  scale); L_T = KL(q(x_{T-1} | x_0) || N(0, I)), exact. E_t[T * L_t] = sum_t L_t, so the estimate is unbiased; its terms span
-  orders of magnitude over t (the simple loss weighs every t as 1), so its variance is high.
+  scale); L_T = KL(q(x_{T-1} | x_0) || N(0, I)), exact. E_t[L_t / p(t)] = sum_t L_t, so the
+  estimate is unbiased. With t uniform (p = 1 / T) its terms span orders of magnitude over t
+  (the simple loss weighs every t as 1), so its variance is high; t_proposal('importance')
+  evens the weights out.
 
   Args:
     schedule: DiffusionSchedule (T steps).
     x0: float32 (B, ...) clean data.
-    t: int32 (B,) uniform in [0, T).
+    t: int32 (B,) drawn from `proposal` (sample_t).
     eps: float32 like x0, the noise that made x_t.
     eps_pred: float32 like x0, eps_theta(x_t, t).
+    proposal: None when t is uniform on [0, T); else float32 (T,), the probabilities t was
+      drawn with (t_proposal).
 
   Returns:
     float32 (B,).
@@ -193,5 +229,6 @@ def vlb_nll(schedule: DiffusionSchedule, x0, t, eps, eps_pred):
   abar_last = schedule.alphas_cumprod[-1]
   x0_sq = jnp.sum(jnp.square(x0).reshape(x0.shape[0], -1), axis=-1)
   prior = 0.5 * (abar_last * x0_sq + dim * (-abar_last - jnp.log1p(-abar_last)))
-  return num_t * step + prior
+  inv_p = num_t if proposal is None else 1.0 / proposal[t]
+  return inv_p * step + prior
 

@@ -185,10 +185,18 @@ class DiffMVAE(nn.Module):
     raise ValueError(f'Unknown modality kind {modality.kind!r}.')
 
   # ------------------------------------------------------------ the ELBO
-  def _image_nll(self, schedule, x0, t, noise, eps):
+  def _t_proposal(self, schedule):
+    """None (t uniform) or the (T,) probabilities t is drawn with (model.diffusion.t_sampling,
+    used by the 'elbo' loss only)."""
+    d = self.model_config.diffusion
+    if d.get('loss', 'simple') != 'elbo':
+      return None
+    return schedules.t_proposal(schedule, d.get('t_sampling', 'uniform'))
+
+  def _image_nll(self, schedule, x0, t, noise, eps, proposal):
     """(B,) image term per model.diffusion.loss: 'simple' (DESIGN §2.4) or 'elbo' (nats)."""
     if self.model_config.diffusion.get('loss', 'simple') == 'elbo':
-      return schedules.vlb_nll(schedule, x0, t, noise, eps)
+      return schedules.vlb_nll(schedule, x0, t, noise, eps, proposal)
     return schedules.denoising_loss(noise, eps)
 
   def _diffusion_nll(self, batch, z, key, train):
@@ -199,16 +207,17 @@ class DiffMVAE(nn.Module):
     schedule = make_diffusion_schedule(self.model_config)
     batch_size = z.shape[0]
     key_pick, key_t, key_noise = jax.random.split(key, 3)
+    proposal = self._t_proposal(schedule)
     if not cfg.shared_unet:
       per_mod = []
       for i, name in enumerate(names):
         x0 = batch[name]
-        t = jax.random.randint(jax.random.fold_in(key_t, i), (batch_size,), 0,
-                               cfg.num_timesteps)
+        t = schedules.sample_t(jax.random.fold_in(key_t, i), cfg.num_timesteps,
+                               (batch_size,), proposal)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
         x_t = schedules.q_sample(schedule, x0, t, noise)
         eps = self.eps_prediction(name, x_t, t, z, train)
-        per_mod.append(self._image_nll(schedule, x0, t, noise, eps))
+        per_mod.append(self._image_nll(schedule, x0, t, noise, eps, proposal))
       return jnp.stack(per_mod, axis=1)
     # Shared U-Net: one call over (B * k) images; k random modalities per example.
     k = cfg.modality_subsample if 0 < cfg.modality_subsample < n else n
@@ -220,12 +229,13 @@ class DiffMVAE(nn.Module):
     images = jnp.stack([batch[name] for name in names], axis=1)         # (B, n, H, W, C)
     x0 = jnp.take_along_axis(images, chosen[:, :, None, None, None], axis=1)
     x0 = x0.reshape((batch_size * k,) + x0.shape[2:])
-    t = jax.random.randint(key_t, (batch_size * k,), 0, cfg.num_timesteps)
+    t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
     noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
     x_t = schedules.q_sample(schedule, x0, t, noise)
     z_rep = jnp.repeat(z, k, axis=0)
     eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
-    losses = self._image_nll(schedule, x0, t, noise, eps).reshape(batch_size, k) * (n / k)
+    losses = (self._image_nll(schedule, x0, t, noise, eps, proposal).reshape(batch_size, k)
+              * (n / k))
     rows = jnp.arange(batch_size)[:, None]
     return jnp.zeros((batch_size, n), losses.dtype).at[rows, chosen].add(losses)
 
