@@ -38,7 +38,6 @@ import json
 import os
 
 from absl import logging
-from clu import metric_writers
 import jax
 import numpy as np
 
@@ -46,6 +45,7 @@ from diffmvae_jax import eval_metrics
 from diffmvae_jax import eval_plan
 from diffmvae_jax import eval_tasks
 from diffmvae_jax import generate as generate_lib
+from diffmvae_jax import metric_writer
 from diffmvae_jax import parallel
 from diffmvae_jax import rng
 from diffmvae_jax.data import pipeline
@@ -250,7 +250,7 @@ class Evaluator:
     return prov
 
   def _write_scalars(self, results: dict) -> None:
-    writer = metric_writers.create_default_writer(
+    writer = metric_writer.create_writer(
         os.path.join(self.workdir, 'eval'), just_logging=not eval_tasks.is_lead())
     scalars = {}
     for name, metric in self.metrics.items():

@@ -11,7 +11,8 @@ what every loop needs, so a fix to it lands once:
   holds a state produced by a non-finite step, and the last good one is kept;
 - saves every ``checkpoint_every`` steps, at the end and on SIGTERM (`PreemptionWatcher`,
   synced across hosts), then a clean stop that a rerun resumes;
-- progress and ETA (clu's ReportProgress: log lines and a steps/s scalar);
+- progress and ETA (clu's ReportProgress, or progress.py's equivalent without clu: log
+  lines and a steps/s scalar);
 - scalars: the mean over each ``log_every`` window to the clu writer (prefixed, e.g.
   'prior/'), and the window's last values to a JSONL file (lead process only), each row with
   ``train_seconds``: wall-clock seconds of training when the row was written (one step
@@ -34,11 +35,11 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-from clu import periodic_actions
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from diffmvae_jax import progress
 from diffmvae_jax.errors import NonFiniteLossError
 
 DEFAULT_ADVICE = ('Lower train.learning_rate, tighten train.grad_clip_norm or check the data')
@@ -198,7 +199,7 @@ def run_loop(settings: LoopSettings, state, start_step: int,
     start_step: the number of steps already taken (the resumed step).
     step_fn: (state, step) -> (state, device metrics dict): takes the 0-based step
       start_step, start_step + 1, ...; reads its own batch; must not block on the device.
-    writer: a clu metric writer, or None (log lines only).
+    writer: a metric writer (metric_writer.create_writer), or None (log lines only).
     save_fn: (step, state) -> None, starts a (possibly async) save of `state` after `step`
       steps; None for tasks that keep nothing between runs.
     after_step: (step, state) -> None, run after each step's save (e.g. sample grids).
@@ -214,8 +215,8 @@ def run_loop(settings: LoopSettings, state, start_step: int,
   is_lead = jax.process_index() == 0
   scalar_writer = (writer if writer is None or not s.scalar_prefix
                    else _PrefixedWriter(writer, s.scalar_prefix))
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=s.num_steps, writer=scalar_writer, every_secs=30)
+  report_progress = progress.make_reporter(num_train_steps=s.num_steps, writer=scalar_writer,
+                                           every_secs=30)
   history, last_metrics = [], {}
   saved = last_saved
   seconds_before = resumed_train_seconds(s.metrics_path if is_lead else None, start_step)

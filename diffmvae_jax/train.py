@@ -19,13 +19,13 @@ import json
 import os
 
 from absl import logging
-from clu import metric_writers
 import jax
 import ml_collections
 
 from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import curves as curves_lib
 from diffmvae_jax import loop
+from diffmvae_jax import metric_writer
 from diffmvae_jax import parallel
 from diffmvae_jax import sample_grid
 from diffmvae_jax import train_state as train_state_lib
@@ -80,7 +80,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       joint.restore(last_saved)
 
   is_lead = jax.process_index() == 0
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_lead)
+  writer = metric_writer.create_writer(workdir, just_logging=not is_lead)
   if start_step == 0:
     writer.write_hparams({k: v for k, v in checkpoint_lib.flatten(record).items()
                           if isinstance(v, (int, float, str, bool))})

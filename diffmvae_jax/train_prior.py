@@ -18,13 +18,13 @@ Checkpoints go to ``<workdir>/prior_checkpoints``; scalars to the clu writers un
 import os
 
 from absl import logging
-from clu import metric_writers
 import jax
 import ml_collections
 import numpy as np
 
 from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import loop
+from diffmvae_jax import metric_writer
 from diffmvae_jax import parallel
 from diffmvae_jax.errors import CheckpointError, ConfigError
 from diffmvae_jax.tasks import score_prior
@@ -116,8 +116,8 @@ def train_prior(config: ml_collections.ConfigDict, workdir: str) -> dict:
     schedule = score_prior.BatchSchedule(len(latents), p.batch_size, score_prior.data_key(config))
     rows = parallel.check_batch_size(p.batch_size, 'prior.batch_size')
     row0 = jax.process_index() * rows
-    writer = metric_writers.create_default_writer(workdir,
-                                                  just_logging=jax.process_index() != 0)
+    writer = metric_writer.create_writer(workdir,
+                                         just_logging=jax.process_index() != 0)
     train_step = jax.jit(
         score_prior.make_prior_train_step(net, optimizer, config),
         in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),

@@ -12,7 +12,7 @@ LAYERS = (
     ('base', ('errors', 'rng')),
     ('numerics', ('models.', 'diffusion.', 'metrics.', 'data.')),
     ('machinery', ('parallel', 'checkpoint', 'train_state', 'loop', 'config_checks',
-                   'config_files')),
+                   'config_files', 'metric_writer', 'progress')),
     ('tasks', ('tasks.',)),
     ('generation and evaluation', ('generate', 'sample_grid', 'visualise', 'coherence',
                                    'eval_plan', 'eval_tasks', 'eval_metrics.', 'curves')),
