@@ -91,6 +91,10 @@ def get_config() -> ml_collections.ConfigDict:
   diff.attention_resolutions = (7,)
   diff.num_groups = 8
   diff.dropout = 0.0
+  # U-Net compute dtype: float32 | bfloat16 (convolutions, dense layers and attention in
+  # bfloat16 with float32 parameters, norms and residual stream; for GPU/TPU, and CPUs with
+  # AVX512-BF16 or AMX).
+  diff.compute_dtype = 'float32'
 
   # ---------------------------------------------------------------- loss
   config.loss = loss = ml_collections.ConfigDict()

@@ -25,6 +25,7 @@ from diffmvae_jax.diffusion import sde_samplers
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import fusion
 from diffmvae_jax.models import modalities as modalities_lib
+from diffmvae_jax.models import unet as unet_lib
 
 KL_ESTIMATORS = ('subset_average', 'mixture_mc')
 PRIOR_LATENTS = ('mean', 'sample')
@@ -192,6 +193,7 @@ RULES: dict[str, Rule] = {
     'model.diffusion.attention_resolutions': int_tuple(allow_empty=True),
     'model.diffusion.num_groups': _POS,
     'model.diffusion.dropout': real(0.0, 1.0, hi_open=True),
+    'model.diffusion.compute_dtype': choice(unet_lib.COMPUTE_DTYPES),
     # loss
     'loss.beta': real(0.0, why=' (the KL weight; < 0 would maximise the KL)'),
     'loss.kl_estimator': choice(KL_ESTIMATORS),

@@ -51,7 +51,7 @@ def _bad_values(a_file):
       'model.diffusion.modality_subsample': '-1', 'model.diffusion.base_channels': '0',
       'model.diffusion.channel_mults': '(1,0)', 'model.diffusion.num_res_blocks': '0',
       'model.diffusion.attention_resolutions': '(7,-1)', 'model.diffusion.num_groups': '0',
-      'model.diffusion.dropout': '1.0',
+      'model.diffusion.dropout': '1.0', 'model.diffusion.compute_dtype': 'float16',
       'loss.beta': '-1', 'loss.kl_estimator': 'iwae', 'loss.subset_sampling': 'chunks',
       'train.num_steps': '-1', 'train.batch_size': '0', 'train.learning_rate': 'nan',
       'train.warmup_steps': '-1', 'train.end_learning_rate_factor': '-0.1',

@@ -134,3 +134,26 @@ def test_errors():
                    jnp.zeros((1,), jnp.int32))
   with pytest.raises(ValueError, match='num_groups'):
     jax.eval_shape(UNet(out_channels=1, base_channels=8, num_groups=3).init, _init_key(), x, t, z)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_output_and_the_same_parameter_tree():
+  """dtype=bfloat16: same parameter names, shapes and float32 dtypes (checkpoints load
+  either way); float32 output within bfloat16 rounding of the float32 model's; finite
+  float32 gradients."""
+  params, apply = _model_28x28()
+  params = _activate_zero_convs(params)
+  model = UNet(out_channels=3, channel_mults=(1, 2, 2), attention_resolutions=(7,),
+               dtype=jnp.bfloat16, **SMALL)
+  x, t, z = _inputs(2, 28, 3)
+  shapes = jax.eval_shape(model.init, _init_key(), x, t, z)['params']
+  assert (jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(params))
+  assert all(s.dtype == jnp.float32 and s.shape == p.shape for s, p in zip(
+      jax.tree_util.tree_leaves(shapes), jax.tree_util.tree_leaves(params)))
+  out32 = np.asarray(apply(params, x, t, z))
+  out16 = jax.jit(lambda p: model.apply({'params': p}, x, t, z))(params)
+  assert out16.dtype == jnp.float32
+  err = np.abs(np.asarray(out16) - out32).max() / np.abs(out32).max()
+  assert 0.0 < err < 0.05, err    # bfloat16 has 8 bits of mantissa (~0.4 % a rounding).
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(model.apply({'params': p}, x, t, z) ** 2)))(params)
+  assert all(g.dtype == jnp.float32 and np.isfinite(g).all()
+             for g in jax.tree_util.tree_leaves(grads))

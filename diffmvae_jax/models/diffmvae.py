@@ -101,7 +101,8 @@ class DiffMVAE(nn.Module):
             out_channels=out_channels, base_channels=dc.base_channels,
             channel_mults=tuple(dc.channel_mults), num_res_blocks=dc.num_res_blocks,
             attention_resolutions=tuple(dc.attention_resolutions), num_groups=dc.num_groups,
-            dropout=dc.dropout, num_modalities=num_modalities, name=name)
+            dropout=dc.dropout, num_modalities=num_modalities,
+            dtype=jnp.dtype(dc.get('compute_dtype', 'float32')), name=name)
 
       if dc.shared_unet:
         shapes = {m.shape for m in diff_mods}

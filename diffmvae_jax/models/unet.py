@@ -4,15 +4,21 @@ Conditioning vector c = MLP(sinusoidal(t)) + MLP(z) [+ modality embedding]; ever
 block applies adaptive group norm, GroupNorm without affine followed by (1 + scale) h + shift
 with (scale, shift) = Dense(silu(c)). Downsampling halves the spatial size between levels
 (28 -> 14 -> 7 with three levels); self-attention runs at the sizes in attention_resolutions.
+
+Mixed precision (``dtype``, model.diffusion.compute_dtype): convolutions, dense layers and
+attention compute in ``dtype`` (e.g. bfloat16) with float32 parameters; group norms, the
+residual stream and the output stay float32.
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# model.diffusion.compute_dtype values.
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 def timestep_embedding(t, dim: int, max_period: float = 10000.0):
   """Sinusoidal embedding of integer timesteps (Transformer / DDPM style).
@@ -36,14 +42,16 @@ def timestep_embedding(t, dim: int, max_period: float = 10000.0):
 class AdaGroupNorm(nn.Module):
   """GroupNorm without affine, then (1 + scale) h + shift from the conditioning vector."""
   num_groups: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h, cond):
     channels = h.shape[-1]
     if channels % self.num_groups:
       raise ValueError(f'num_groups={self.num_groups} must divide the channel count {channels}.')
-    h = nn.GroupNorm(num_groups=self.num_groups, use_bias=False, use_scale=False)(h)
-    scale, shift = jnp.split(nn.Dense(2 * channels)(nn.silu(cond)), 2, axis=-1)
+    h = nn.GroupNorm(num_groups=self.num_groups, use_bias=False, use_scale=False,
+                     dtype=jnp.float32)(h)
+    scale, shift = jnp.split(nn.Dense(2 * channels, dtype=self.dtype)(nn.silu(cond)), 2, axis=-1)
     return h * (1.0 + scale[:, None, None, :]) + shift[:, None, None, :]
 
 
@@ -52,30 +60,33 @@ class ResBlock(nn.Module):
   channels: int
   num_groups: int
   dropout: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, cond, train: bool):
-    h = nn.silu(AdaGroupNorm(self.num_groups)(x, cond))
-    h = nn.Conv(self.channels, (3, 3))(h)
-    h = nn.silu(AdaGroupNorm(self.num_groups)(h, cond))
+    h = nn.silu(AdaGroupNorm(self.num_groups, self.dtype)(x, cond))
+    h = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(h)
+    h = nn.silu(AdaGroupNorm(self.num_groups, self.dtype)(h, cond))
     h = nn.Dropout(self.dropout)(h, deterministic=not train)
-    h = nn.Conv(self.channels, (3, 3))(h)
+    h = nn.Conv(self.channels, (3, 3), dtype=self.dtype)(h)
     if x.shape[-1] != self.channels:
-      x = nn.Conv(self.channels, (1, 1))(x)
-    return x + h
+      x = nn.Conv(self.channels, (1, 1), dtype=self.dtype)(x)
+    return x.astype(jnp.float32) + h.astype(jnp.float32)
 
 
 class AttentionBlock(nn.Module):
   """Residual multi-head self-attention over the H*W positions."""
   num_heads: int
   num_groups: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     b, height, width, channels = x.shape
-    h = nn.GroupNorm(num_groups=self.num_groups)(x).reshape(b, height * width, channels)
-    h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(h)
-    return x + h.reshape(b, height, width, channels)
+    h = nn.GroupNorm(num_groups=self.num_groups, dtype=jnp.float32)(x)
+    h = h.reshape(b, height * width, channels)
+    h = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, dtype=self.dtype)(h)
+    return x + h.reshape(b, height, width, channels).astype(jnp.float32)
 
 
 class UNet(nn.Module):
@@ -92,6 +103,8 @@ class UNet(nn.Module):
     num_modalities: > 0 adds a learned modality embedding to the conditioning (one U-Net
       shared by several image modalities); modality_id is then required.
     num_heads: attention heads; must divide the width where attention runs.
+    dtype: compute dtype of convolutions, dense layers and attention (parameters stay
+      float32; norms, the residual stream and the output are float32).
   """
   out_channels: int
   base_channels: int = 64
@@ -102,6 +115,7 @@ class UNet(nn.Module):
   dropout: float = 0.0
   num_modalities: int = 0
   num_heads: int = 4
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x_t, t, z, modality_id: Optional[jnp.ndarray] = None,
@@ -127,25 +141,28 @@ class UNet(nn.Module):
       raise ValueError(f'modality_id must be given iff num_modalities > 0 '
                        f'(num_modalities={self.num_modalities}).')
     cond_dim = 4 * self.base_channels
-    mlp = lambda h, name: nn.Dense(cond_dim, name=f'{name}_1')(
-        nn.silu(nn.Dense(cond_dim, name=f'{name}_0')(h)))
+    dense = lambda features, name: nn.Dense(features, dtype=self.dtype, name=name)
+    mlp = lambda h, name: dense(cond_dim, f'{name}_1')(nn.silu(dense(cond_dim, f'{name}_0')(h)))
     cond = mlp(timestep_embedding(t, self.base_channels), 'time_mlp')
     cond = cond + mlp(z.astype(jnp.float32), 'z_mlp')
     if self.num_modalities > 0:
       cond = cond + nn.Embed(self.num_modalities, cond_dim, name='modality_embed')(modality_id)
+    cond = cond.astype(jnp.float32)
+    conv = lambda features, **kw: nn.Conv(features, (3, 3), dtype=self.dtype, **kw)
 
-    res_block = lambda mult: ResBlock(self.base_channels * mult, self.num_groups, self.dropout)
-    attend = lambda h: (AttentionBlock(self.num_heads, self.num_groups)(h)
+    res_block = lambda mult: ResBlock(self.base_channels * mult, self.num_groups, self.dropout,
+                                      self.dtype)
+    attend = lambda h: (AttentionBlock(self.num_heads, self.num_groups, self.dtype)(h)
                         if h.shape[1] in self.attention_resolutions else h)
 
-    h = nn.Conv(self.base_channels, (3, 3))(x_t)
+    h = conv(self.base_channels)(x_t).astype(jnp.float32)
     skips = [h]
     for level, mult in enumerate(self.channel_mults):
       for _ in range(self.num_res_blocks):
         h = attend(res_block(mult)(h, cond, train))
         skips.append(h)
       if level != len(self.channel_mults) - 1:
-        h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
+        h = conv(h.shape[-1], strides=(2, 2))(h).astype(jnp.float32)
         skips.append(h)
 
     h = attend(res_block(self.channel_mults[-1])(h, cond, train))
@@ -157,8 +174,9 @@ class UNet(nn.Module):
       if level != 0:
         b, height, width, channels = h.shape
         h = jax.image.resize(h, (b, 2 * height, 2 * width, channels), 'nearest')
-        h = nn.Conv(channels, (3, 3))(h)
+        h = conv(channels)(h).astype(jnp.float32)
 
-    h = nn.silu(nn.GroupNorm(num_groups=self.num_groups)(h))
-    return nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros,
-                   bias_init=nn.initializers.zeros)(h)
+    h = nn.silu(nn.GroupNorm(num_groups=self.num_groups, dtype=jnp.float32)(h))
+    out = conv(self.out_channels, kernel_init=nn.initializers.zeros,
+               bias_init=nn.initializers.zeros)(h)
+    return out.astype(jnp.float32)
