@@ -52,8 +52,9 @@ def _importable(name: str) -> bool:
 def cmd_env(args) -> None:
   """env.json: Python, JAX and its devices, which packages import, which backends are used."""
   import jax  # pylint: disable=g-import-not-at-top,import-outside-toplevel
-  from diffmvae_jax import metric_writer  # pylint: disable=g-import-not-at-top,import-outside-toplevel
-  from diffmvae_jax.data import storage_backend  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  from diffmvae_jax import metric_writer
+  from diffmvae_jax.data import storage_backend
   payload = {
       'python': platform.python_version(), 'jax': jax.__version__,
       'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()],
@@ -69,8 +70,9 @@ def cmd_env(args) -> None:
 
 def cmd_build(args) -> None:
   """build_data.json: builds PolyMNIST variants 'M:N' (M modalities, N examples per split)."""
-  from diffmvae_jax.data import pipeline  # pylint: disable=g-import-not-at-top,import-outside-toplevel
-  from diffmvae_jax.data import storage_backend  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  from diffmvae_jax.data import pipeline
+  from diffmvae_jax.data import storage_backend
   rows = []
   for variant in args.variants.split(','):
     modalities, examples = (int(v) for v in variant.split(':'))
@@ -193,7 +195,9 @@ def cmd_summary(args) -> None:
                         'median of the timed repetitions after a warm-up; compilation '
                         'reported separately (compile_s)',
           'compare_polymnist': 'each arm trained for a wall-clock limit (SIGTERM, then the '
-                               'loop saves and stops); train_seconds include compilation',
+                               'loop saves a checkpoint and stops, so rc 124 from timeout is '
+                               'the expected end of train_*); train_seconds include '
+                               'compilation',
       },
       'steps': steps,
   }

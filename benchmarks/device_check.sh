@@ -14,7 +14,8 @@
 #                                    cannot travel), the same network
 #   train_diffusion.json/.png        compare_polymnist arms trained for TRAIN_SECONDS each
 #   train_mopoe.json/.png            (default 90 s: 3 minutes for both), their loss curves
-#   steps.jsonl, logs/<step>.log     each step's exit status, seconds and its stderr
+#   steps.jsonl, logs/<step>.log     each step's exit status, seconds and its stderr (rc 124:
+#                                    the time limit; the expected end of train_*)
 #   summary.json                     every figure in one object (also printed)
 #
 # Usage (from the checkout root; carry device_wheels/, made here by benchmarks/device_wheels.sh):

@@ -84,8 +84,9 @@ def main():
       'device': str(jax.devices()[0]), 'backend': jax.default_backend(),
       'device_count': jax.device_count(), 'cpu_count': os.cpu_count(),
       'jax': jax.__version__, 'python': platform.python_version(),
-      'weights': ('random (N(0, 0.05^2), batch-norm mean 0 / var 1): the FID network without its trained '
-                  'weights; same FLOPs, so the same speed' if args.random_weights
+      'weights': ('random (N(0, 0.05^2), batch-norm mean 0 / var 1): the FID network '
+                  'without its trained weights; same FLOPs, so the same speed'
+                  if args.random_weights
                   else 'default_1.pt (pytorch-fid Inception)'),
       'weights_sha256': None if args.random_weights else tsw.INCEPTION_SHA256,
   }, indent=1))

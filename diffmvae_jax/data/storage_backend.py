@@ -26,7 +26,8 @@ BACKENDS = ("tfds", "numpy")
 def tfds_available() -> bool:
   """Whether tensorflow_datasets imports here (imported once, cached)."""
   try:
-    import tensorflow_datasets  # pylint: disable=g-import-not-at-top,unused-import,import-outside-toplevel  # noqa: F401
+    # pylint: disable-next=g-import-not-at-top,unused-import,import-outside-toplevel
+    import tensorflow_datasets  # noqa: F401
   except ImportError:
     return False
   return True

@@ -60,11 +60,11 @@ array_build.py (ArrayPolyMnist: the same examples as numpy arrays, data/storage_
 dataset.py (DATASET, the data/dataset_api.Dataset adapter the pipeline uses).
 """
 
+from diffmvae_jax.data import storage_backend
 from diffmvae_jax.data.builder_helpers import read_vocabulary
 from diffmvae_jax.data.polymnist.attributes import (
     ATTRIBUTE_NAMES, CLOSED_LOOP_DIGITS, NUM_ATTRIBUTES, digit_attributes, ink_counts,
     ink_medians, slants)
-from diffmvae_jax.data import storage_backend
 from diffmvae_jax.data.polymnist.array_build import ArrayPolyMnist
 from diffmvae_jax.data.polymnist.dataset import DATASET
 from diffmvae_jax.data.polymnist.source import (
@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 if storage_backend.tfds_available():  # The TFDS builder needs tensorflow_datasets.
-  from diffmvae_jax.data.polymnist.builder import PolyMnist, PolyMnistConfig, make_builder  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from diffmvae_jax.data.polymnist.builder import PolyMnist, PolyMnistConfig, make_builder
 else:
   __all__ = [n for n in __all__ if n not in ("PolyMnist", "PolyMnistConfig", "make_builder")]

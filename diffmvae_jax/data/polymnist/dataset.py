@@ -5,25 +5,26 @@ from __future__ import annotations
 import numpy as np
 
 from diffmvae_jax.data import builder_helpers as helpers
-from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data import storage_backend
+from diffmvae_jax.data import text as text_lib
 from diffmvae_jax.data.dataset_api import ModalitySpec
 from diffmvae_jax.data.polymnist.array_build import ArrayPolyMnist
 from diffmvae_jax.data.polymnist.attributes import ATTRIBUTE_NAMES, NUM_ATTRIBUTES
 from diffmvae_jax.data.polymnist.source import IMAGE_SHAPE, MASK_SHAPE
 
 if storage_backend.tfds_available():  # Absent on a bare JAX image: numpy builds only.
-  from diffmvae_jax.data.polymnist import builder as tfds_builder  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from diffmvae_jax.data.polymnist import builder as tfds_builder
 
 
 class _PolyMnistDataset:
   """PolyMNIST as the input pipeline sees it (data/dataset_api.Dataset).
 
   Builds are TFDS array_record or numpy arrays (data/storage_backend.py); both hold the
-  same examples and read the same way. Data config keys: num_image_modalities, build_seed, max_examples_per_split (see
-  configs/default.py). One record per stored example in every split. Modalities: m0..m{M-1}
-  (image), caption, label, mask (m0's stroke mask, float32 {0, 1} (28, 28, 1)) and
-  attributes (float32 {0, 1} (15,), ATTRIBUTE_NAMES).
+  same examples and read the same way. Data config keys: num_image_modalities, build_seed,
+  max_examples_per_split (see configs/default.py). One record per stored example in every
+  split. Modalities: m0..m{M-1} (image), caption, label, mask (m0's stroke mask, float32
+  {0, 1} (28, 28, 1)) and attributes (float32 {0, 1} (15,), ATTRIBUTE_NAMES).
   """
 
   name = "polymnist"
