@@ -9,7 +9,9 @@
 #                                    3 for compare_polymnist) and their seconds
 #   throughput_polymnist_mopoe.json  MoPoE train samples/s at batch 256 (float32)
 #   throughput_polymnist.json        Diff-MVAE train samples/s at batch 256 (float32) and
-#                                    DDIM-50 images/s (bfloat16: no such option, see summary)
+#                                    DDIM-50 images/s
+#   throughput_polymnist_bf16.json   the same with model.diffusion.compute_dtype=bfloat16
+#                                    (the U-Net's matmuls and convs; parameters float32)
 #   fid_features.json                Inception features/s, random weights (default_1.pt
 #                                    cannot travel), the same network
 #   train_diffusion.json/.png        compare_polymnist arms trained for TRAIN_SECONDS each
@@ -142,6 +144,9 @@ step throughput_polymnist_mopoe 150 "$OUT_DIR/throughput_polymnist_mopoe.json" \
     "$PY" benchmarks/throughput.py --config=configs/polymnist_mopoe.py "${DATA5[@]}" "${MOPOE[@]}"
 step throughput_polymnist 200 "$OUT_DIR/throughput_polymnist.json" \
     "$PY" benchmarks/throughput.py --config=configs/polymnist.py "${DATA5[@]}" --noddpm "${DIFF[@]}"
+step throughput_polymnist_bf16 150 "$OUT_DIR/throughput_polymnist_bf16.json" \
+    "$PY" benchmarks/throughput.py --config=configs/polymnist.py "${DATA5[@]}" --noddpm "${DIFF[@]}" \
+    --config.model.diffusion.compute_dtype=bfloat16
 step fid_features 90 "$OUT_DIR/fid_features.json" \
     "$PY" benchmarks/fid_features.py --random_weights "${FID[@]}"
 
