@@ -297,6 +297,7 @@ def test_vlb_terms_equal_the_gaussian_kls_of_the_bound(kind):
   eps = rng.normal(size=(1, dim))
   eps_pred = eps + 0.3 * rng.normal(size=(1, dim))
   l_t_expected = 0.5 * np.sum(abar[-1] * x0 ** 2 + (1 - abar[-1]) - 1 - np.log(1 - abar[-1]))
+  total, bound = 0.0, 0.0
   for t in range(num_t):
     x_t = np.sqrt(abar[t]) * x0 + np.sqrt(1 - abar[t]) * eps
     # p's mean from the predicted noise; q's posterior mean from the true x0.
@@ -309,12 +310,19 @@ def test_vlb_terms_equal_the_gaussian_kls_of_the_bound(kind):
       mean_q = (betas[t] * np.sqrt(abar_prev[t]) / (1 - abar[t]) * x0
                 + (1 - abar_prev[t]) * np.sqrt(1 - betas[t]) / (1 - abar[t]) * x_t)
       expected = _gaussian_kl(mean_q, var, mean_p, var)[0]
-    # Jitted with the schedule as an argument, as inside a train step.
+    # Jitted with the schedule as an argument, as inside a train step. L_0's constant is
+    # added exactly to every t's estimate; the sampled part is T times the rest of L_t.
     got = jax.jit(schedules.vlb_nll)(
         sched, jnp.asarray(x0, jnp.float32), jnp.asarray([t], jnp.int32),
         jnp.asarray(eps, jnp.float32), jnp.asarray(eps_pred, jnp.float32))
-    np.testing.assert_allclose(float(got[0]), num_t * expected + l_t_expected, rtol=2e-4,
+    log_const = 0.5 * dim * np.log(2 * np.pi * betas[0])
+    sampled = num_t * (expected - (log_const if t == 0 else 0.0))
+    np.testing.assert_allclose(float(got[0]), sampled + log_const + l_t_expected, rtol=2e-4,
                                atol=1e-4, err_msg=f't={t}')
+    total += float(got[0]) / num_t
+    bound += expected
+  # The mean over t is the whole bound, sum_t L_t + L_T.
+  np.testing.assert_allclose(total, bound + l_t_expected, rtol=2e-4)
 
 
 
