@@ -86,12 +86,11 @@ def main(argv):
   config = FLAGS.config
   if config.model.diffusion.loss != 'elbo':
     raise app.UsageError('t_sampling applies to model.diffusion.loss=elbo configs only.')
-  _, state, step = vae.restore_vae(config, FLAGS.workdir)
+  restored, state, step = vae.restore_vae(config, FLAGS.workdir)
   iterator = pipeline.make_train_iterator(config.data, global_batch_size=config.train.batch_size,
                                           seed=config.seed)
   local = next(iter(iterator))
-  model0 = vae.build_model(config)
-  batch = {k: jnp.asarray(local[k]) for k in model0.names}
+  batch = {k: jnp.asarray(local[k]) for k in restored.names}
   keys = jax.random.split(jax.random.PRNGKey(0), FLAGS.num_keys)
   groups = {'encoders': lambda m: m.startswith('encoder'),
             'unet': lambda m: 'unet' in m.lower(),
