@@ -7,9 +7,10 @@ Traces --steps executions of the jit'd train step (random inputs of the config's
 benchmarks/throughput.py) with jax.profiler, reads the per-op events of the XLA runtime
 and maps every op back to the compiled HLO: its phase (forward, backward = the transpose
 of the forward, update = optimiser/EMA/RNG outside the model) from the op's source
-metadata, and its kind (convolution, dense, group norm, SiLU, attention, layout copy,
-other elementwise) from the metadata or, for fusions without it, from the ops inside the
-fusion. Prints one JSON object: op time per step by phase and kind (ms and share of all
+metadata, and its kind (convolution, dense, group norm, SiLU, attention, data movement,
+other elementwise) from the metadata or, for others, from the ops inside the fusion: data movement = copies,
+transposes, slices, concatenations and pads only (layout changes, the im2col of the patch
+convolutions). Prints one JSON object: op time per step by phase and kind (ms and share of all
 op time), the --top single ops with their source path, and the wall time of the traced
 steps. The XLA runtime may run independent ops at once on several cores, so op time can
 exceed wall time. Shares are what this is for: a loaded machine inflates every op alike, roughly,
@@ -52,6 +53,10 @@ _COMPUTATION = re.compile(r'^%?([\w.\-]+) [^\n]*\{\s*$')
 # (kind, pattern in an op's source path), first match wins.
 _KINDS = (('convolution', 'conv_general_dilated'), ('attention', 'Attention'),
           ('group norm', 'GroupNorm'), ('silu', 'silu'), ('dense', 'dot_general'))
+# Ops that only move or rearrange data (no arithmetic): a fusion of these is a copy.
+_DATA_MOVEMENT = {'fusion', 'parameter', 'constant', 'copy', 'transpose', 'bitcast', 'reshape',
+                  'broadcast', 'slice', 'dynamic-slice', 'concatenate', 'pad', 'reverse',
+                  'tuple', 'get-tuple-element'}
 
 
 def parse_hlo(text: str) -> dict:
@@ -101,8 +106,8 @@ def classify(name: str, op: dict) -> tuple:
     return phase, 'convolution'
   if 'dot' in inner:
     return phase, 'dense'
-  if not path and (inner & {'transpose', 'copy'}):
-    return phase, 'layout copy'
+  if inner <= _DATA_MOVEMENT:
+    return phase, 'data movement'
   return phase, 'other elementwise'
 
 

@@ -48,11 +48,16 @@ def test_classify_rules():
          'inner': {'convolution'}}
   bwd_norm = {'opcode': 'fusion', 'op_name': 'jit(f)/transpose(jvp(M))/x/GroupNorm_0/div',
               'inner': {'divide'}}
-  layout = {'opcode': 'fusion', 'op_name': '', 'inner': {'transpose', 'copy'}}
+  layout = {'opcode': 'fusion', 'op_name': '', 'inner': {'transpose', 'copy', 'parameter'}}
+  im2col = {'opcode': 'concatenate', 'op_name': 'jit(f)/jvp(M)/enc/conv1/concatenate',
+            'inner': set()}
+  arithmetic = {'opcode': 'fusion', 'op_name': '', 'inner': {'transpose', 'multiply'}}
   update = {'opcode': 'fusion', 'op_name': 'jit(f)/mul', 'inner': {'multiply'}}
   assert op_profile.classify('a', fwd) == ('forward', 'convolution')
   assert op_profile.classify('b', bwd_norm) == ('backward', 'group norm')
-  assert op_profile.classify('c', layout) == ('backward', 'layout copy')
+  assert op_profile.classify('c', layout) == ('backward', 'data movement')
+  assert op_profile.classify('e', im2col) == ('forward', 'data movement')
+  assert op_profile.classify('f', arithmetic) == ('backward', 'other elementwise')
   assert op_profile.classify('d', update) == ('update', 'other elementwise')
 
 
