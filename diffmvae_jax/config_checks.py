@@ -202,6 +202,7 @@ RULES: dict[str, Rule] = {
     # train
     'train.num_steps': _NONNEG,
     'train.batch_size': _POS,
+    'train.steps_per_dispatch': _POS,
     'train.keep_checkpoints': _POS,
     'train.sample_every': integer(lo=0, why=' (0 = only at the end)'),
     'train.curve_every': integer(lo=0, why=' (0 = no learning curves)'),
@@ -295,6 +296,9 @@ def _cross_key_checks(config) -> None:
             f'must divide every U-Net width base_channels * channel_mults '
             f'({d.base_channels} * {tuple(d.channel_mults)})')
   p = config.prior
+  if t.get('steps_per_dispatch', 1) > 1 and p.get('joint', False):
+    _fail('train.steps_per_dispatch', t.steps_per_dispatch,
+          'must be 1 with prior.joint=True (the joint prior steps after every VAE step)')
   if not p.beta_min < p.beta_max:
     _fail('prior.beta_min', p.beta_min, f'must be below prior.beta_max ({p.beta_max})')
   if not p.sigma_min < p.sigma_max:

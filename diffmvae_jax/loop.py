@@ -6,6 +6,12 @@ what every loop needs, so a fix to it lands once:
 
 - metrics fetched one step late: step s's device metrics are read after step s + 1 is
   dispatched, so dispatch stays asynchronous while every step is still checked;
+- several steps per dispatch (``steps_per_call`` K > 1 with a ``multi_step_fn``, e.g. a
+  lax.scan over K batches): calls of K steps that never cross a multiple of
+  checkpoint_every or any of ``boundaries``, so saves and after_step land on the same steps
+  as with K = 1 (single steps fill the gaps); every step's metrics are still checked and
+  logged on their own step (``train_seconds`` of a row inside a call is read when the call's
+  metrics are), SIGTERM is seen at the end of a call;
 - a NaN/Inf guard (`check_finite`): a non-finite metric stops the run naming the step and
   every bad term; before any save the current step is checked too, so no checkpoint ever
   holds a state produced by a non-finite step, and the last good one is kept;
@@ -141,6 +147,10 @@ class LoopSettings:
     metrics_path: JSONL file for each window's last values; None writes none.
     nonfinite_what, nonfinite_advice: the NaN guard's message (check_finite).
     handle_sigterm: stop and save on SIGTERM; False for tasks with nothing to resume.
+    steps_per_call: K > 1 runs multi_step_fn(state, step, K) wherever K steps fit before
+      the next boundary (see the module docstring), step_fn elsewhere.
+    boundaries: more step intervals a multi-step call must not cross (the task's
+      after_step events, e.g. sample_every); zeros are ignored.
   """
   num_steps: int
   log_every: int
@@ -152,6 +162,19 @@ class LoopSettings:
   nonfinite_what: str = 'Non-finite value'
   nonfinite_advice: str = DEFAULT_ADVICE
   handle_sigterm: bool = True
+  steps_per_call: int = 1
+  boundaries: tuple[int, ...] = ()
+
+  def steps_in_call(self, step: int, saving: bool) -> int:
+    """How many steps the call after `step` steps takes: steps_per_call or 1."""
+    k = self.steps_per_call
+    if k <= 1 or step + k > self.num_steps:
+      return 1
+    intervals = (self.checkpoint_every if saving else 0,) + tuple(self.boundaries)
+    for every in intervals:
+      if every > 0 and (step // every + 1) * every < step + k:
+        return 1  # A multiple of `every` falls strictly inside the call.
+    return k
 
 
 @dataclasses.dataclass
@@ -190,7 +213,9 @@ def run_loop(settings: LoopSettings, state, start_step: int,
              step_fn: Callable[[Any, int], tuple[Any, dict]], *, writer=None,
              save_fn: Callable[[int, Any], None] | None = None,
              after_step: Callable[[int, Any], None] | None = None,
-             last_saved: int | None = None) -> LoopResult:
+             last_saved: int | None = None,
+             multi_step_fn: Callable[[Any, int, int], tuple[Any, dict]] | None = None
+             ) -> LoopResult:
   """Runs step_fn from start_step to settings.num_steps (see the module docstring).
 
   Args:
@@ -204,6 +229,9 @@ def run_loop(settings: LoopSettings, state, start_step: int,
       steps; None for tasks that keep nothing between runs.
     after_step: (step, state) -> None, run after each step's save (e.g. sample grids).
     last_saved: the step of the checkpoint the run resumed from (for the NaN message).
+    multi_step_fn: (state, step, n) -> (state, device metrics with a leading axis n): takes
+      the 0-based steps step .. step + n - 1 in one call; required when
+      settings.steps_per_call > 1.
 
   Returns:
     LoopResult.
@@ -212,6 +240,8 @@ def run_loop(settings: LoopSettings, state, start_step: int,
     NonFiniteLossError: a non-finite metric; nothing is saved after the step before it.
   """
   s = settings
+  if s.steps_per_call > 1 and multi_step_fn is None:
+    raise ValueError(f'steps_per_call={s.steps_per_call} needs a multi_step_fn')
   is_lead = jax.process_index() == 0
   scalar_writer = (writer if writer is None or not s.scalar_prefix
                    else _PrefixedWriter(writer, s.scalar_prefix))
@@ -226,9 +256,15 @@ def run_loop(settings: LoopSettings, state, start_step: int,
   def train_seconds():
     return seconds_before + time.perf_counter() - started - outside
 
-  def consume(step, device_metrics):
+  def consume(last_step, device_metrics, n):
+    """Checks and logs the metrics of steps last_step - n + 1 .. last_step."""
+    stacked = jax.device_get(device_metrics)
+    for i in range(n):
+      host = stacked if n == 1 else {k: v[i] for k, v in stacked.items()}
+      record(last_step - n + 1 + i, host)
+
+  def record(step, host):
     nonlocal last_metrics
-    host = jax.device_get(device_metrics)
     check_finite(step, host, saved, s.checkpoint_dir, what=s.nonfinite_what,
                  advice=s.nonfinite_advice)
     last_metrics = {k: float(v) for k, v in host.items()}
@@ -247,16 +283,18 @@ def run_loop(settings: LoopSettings, state, start_step: int,
       history.clear()
 
   logging.info('%s: from step %d to %d.', s.name, start_step, s.num_steps)
-  pending = None  # (step, device metrics), fetched one step late.
+  pending = None  # (last step, device metrics, steps), fetched one call late.
   step, preempted = start_step, False
   with PreemptionWatcher() if s.handle_sigterm else _NoWatcher() as preemption:
     while step < s.num_steps:
+      n = s.steps_in_call(step, saving=save_fn is not None)
       with jax.profiler.StepTraceAnnotation(s.name, step_num=step):
-        state, metrics = step_fn(state, step)
-      step += 1
+        state, metrics = (step_fn(state, step) if n == 1
+                          else multi_step_fn(state, step, n))
+      step += n
       if pending is not None:
         consume(*pending)
-      pending = (step, metrics)
+      pending = (step, metrics, n)
       report_progress(step)
       stop = preemption.should_stop(step)
       if save_fn is not None and (step % s.checkpoint_every == 0 or step == s.num_steps

@@ -70,8 +70,19 @@ def check_batch_size(global_batch_size: int, what: str = 'train.batch_size') -> 
   return global_batch_size // jax.process_count()
 
 
-def global_batch(local_batch: dict, mesh: Mesh) -> dict:
-  """Assembles each process's numpy batch into global jax.Arrays sharded on 'data'."""
-  sharding = batch_sharded(mesh)
+def stacked_batch_sharded(mesh: Mesh) -> NamedSharding:
+  """K batches stacked on a leading axis (K, B, ...): the batch axis split on 'data'."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
+def global_batch(local_batch: dict, mesh: Mesh, stacked: bool = False) -> dict:
+  """Assembles each process's numpy batch into global jax.Arrays sharded on 'data'.
+
+  Args:
+    local_batch: this process's arrays, (B_local, ...), or (K, B_local, ...) if stacked.
+    mesh: the ('data',) mesh.
+    stacked: the arrays hold K batches on a leading axis (several steps per dispatch).
+  """
+  sharding = stacked_batch_sharded(mesh) if stacked else batch_sharded(mesh)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)

@@ -10,13 +10,17 @@ position and the config, so rerunning the same command resumes and continues exa
 never stopped. clu writers log every loss term, the learning rate, the gradient norm,
 steps/s and ETA; sample grids go to TensorBoard and ``<workdir>/samples``. With
 ``prior.joint=True`` the latent score prior takes one step after every VAE step
-(tasks/joint_prior.py); with ``train.curve_every=k`` learning curves (coherence given 1 and
+(tasks/joint_prior.py); with ``train.steps_per_dispatch=K`` the loop runs K steps per
+dispatch (one lax.scan over K batches, vae.make_multi_train_step) between its log, save,
+sample and curve steps; with ``train.curve_every=k`` learning curves (coherence given 1 and
 2, the latent probe) are measured every k steps (curves.py). The name follows flax's
 examples; evaluation is ``--mode=eval``.
 """
 
 import json
 import os
+
+import numpy as np
 
 from absl import logging
 import jax
@@ -89,6 +93,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
       out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
       donate_argnums=(0,))
+  steps_per_dispatch = config.train.get('steps_per_dispatch', 1)
+  multi_train_step = None
+  if steps_per_dispatch > 1:
+    if jax.default_backend() == 'cpu' and model.diffusion_names:
+      logging.warning('train.steps_per_dispatch=%d with a diffusion decoder on CPU: XLA:CPU '
+                      'runs the U-Net\'s convolution gradients inside a scan ~16x slower '
+                      '(README "Speed"); use 1 here.', steps_per_dispatch)
+    stacked = parallel.stacked_batch_sharded(mesh)
+    multi_train_step = jax.jit(
+        vae.make_multi_train_step(model, optimizer, config),
+        in_shardings=(parallel.replicated(mesh), stacked),
+        out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
+        donate_argnums=(0,))
   grids = sample_grid.GridWriter(model, config, workdir, writer)
   curve_every = config.train.get('curve_every', 0)
   curves = curves_lib.CurveLogger(model, config, workdir, mesh, writer) if curve_every else None
@@ -107,6 +124,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       metrics = {**metrics, **joint.step(state, batch)}
     return state, metrics
 
+  def multi_step_fn(state, step, n):
+    del step
+    nonlocal iter_state
+    locals_ = [vae.model_inputs(next(data_iter), model) for _ in range(n)]
+    iter_state = data_iter.get_state()
+    batches = parallel.global_batch(
+        {k: np.stack([b[k] for b in locals_]) for k in locals_[0]}, mesh, stacked=True)
+    return multi_train_step(state, batches)
+
   def save_fn(step, state):
     checkpointer.save(step, state, iter_state, record_json)
     if joint is not None:
@@ -121,10 +147,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   settings = loop.LoopSettings(
       num_steps=config.train.num_steps, log_every=config.train.log_every,
       checkpoint_every=config.train.checkpoint_every, checkpoint_dir=workdir, name='train',
-      metrics_path=os.path.join(workdir, 'metrics.jsonl'))
+      metrics_path=os.path.join(workdir, 'metrics.jsonl'), steps_per_call=steps_per_dispatch,
+      boundaries=(config.train.sample_every, curve_every))
   try:
     result = loop.run_loop(settings, state, start_step, step_fn, writer=writer,
-                           save_fn=save_fn, after_step=after_step, last_saved=last_saved)
+                           save_fn=save_fn, after_step=after_step, last_saved=last_saved,
+                           multi_step_fn=multi_step_fn if multi_train_step is not None else None)
   finally:
     checkpointer.close()  # Waits for the last async save, also when an error stops the run.
     if joint is not None:

@@ -57,6 +57,7 @@ def _bad_values(a_file):
       'train.warmup_steps': '-1', 'train.end_learning_rate_factor': '-0.1',
       'train.weight_decay': '-1', 'train.grad_clip_norm': 'inf', 'train.ema_decay': '1.0',
       'train.log_every': '0', 'train.checkpoint_every': '0', 'train.keep_checkpoints': '0',
+      'train.steps_per_dispatch': '0',
       'train.sample_every': '-1', 'train.curve_every': '-1', 'train.curve_num': '1',
       'train.curve_sampler_steps': '0',
       'sample.num': '0', 'sample.sampler': 'euler', 'sample.steps': '0', 'sample.eta': '-1',
@@ -161,6 +162,8 @@ def test_every_key_refuses_a_bad_value_in_one_line(monkeypatch, tmp_path):
     (('--config.prior.embed_dim=127',), 'prior.embed_dim=127: must be even'),
     (('--config.model.diffusion.t_sampling=importance',),
      "model.diffusion.t_sampling='importance': must be 'uniform' unless"),
+    (('--config.train.steps_per_dispatch=4', '--config.prior.joint=True'),
+     'train.steps_per_dispatch=4: must be 1 with prior.joint=True'),
 ])
 def test_cross_key_rules(monkeypatch, overrides, starts):
   line = _cli_error(monkeypatch, *overrides)

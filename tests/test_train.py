@@ -249,3 +249,35 @@ def test_config_keys_added_since_a_checkpoint_are_not_incompatibilities():
   current['model']['decoders']['image'] = 'laplace'
   assert checkpoint_lib.incompatibilities(saved, current) == [
       "model.decoders.image: 'diffusion' -> 'laplace'"]
+
+
+def test_steps_per_dispatch_trains_the_same_steps(tiny_config, tmp_path):
+  """train.steps_per_dispatch=4 (lax.scan over 4 batches) logs and saves what 1 does."""
+  tiny_config.train.num_steps = 10
+  tiny_config.train.checkpoint_every = 6
+  tiny_config.train.log_every = 1
+  tiny_config.train.sample_every = 0
+  tiny_config.model.decoder_overrides = 'm0=laplace,m1=laplace,m2=laplace'
+  reference = str(tmp_path / 'one')
+  train.train_and_evaluate(tiny_config, reference)
+  tiny_config.train.steps_per_dispatch = 4
+  scanned = str(tmp_path / 'four')
+  train.train_and_evaluate(tiny_config, scanned)
+  ref, got = _losses(reference), _losses(scanned)
+  assert sorted(got) == sorted(ref) == list(range(1, 11))
+  for step in ref:
+    for key in ('loss', 'kl', 'nll/m0', 'grad_norm'):
+      np.testing.assert_allclose(got[step][key], ref[step][key], rtol=1e-4, err_msg=(step, key))
+  assert (checkpoint_lib.Checkpointer(scanned).all_steps()
+          == checkpoint_lib.Checkpointer(reference).all_steps() == [6, 10])
+  # A resumed scanned run continues from the step-6 checkpoint to the same end.
+  tiny_config.train.num_steps = 14
+  train.train_and_evaluate(tiny_config, scanned)
+  assert sorted(_losses(scanned)) == list(range(1, 15))
+
+
+def test_steps_per_dispatch_refuses_the_joint_prior(tiny_config, tmp_path):
+  tiny_config.train.steps_per_dispatch = 2
+  tiny_config.prior.joint = True
+  with pytest.raises(ConfigError, match='steps_per_dispatch=2.*prior.joint'):
+    train.train_and_evaluate(tiny_config, str(tmp_path / 'run'))
