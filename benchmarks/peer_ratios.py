@@ -5,7 +5,8 @@
 Reads peer_mopoe.json, peer_mopoe3.json, peer_fid.json (the PyTorch peer) and
 project_*.json (benchmarks/throughput.py, benchmarks/fid_features.py), prints one line per
 case with both throughputs and the ratio project / peer (> 1: the project is faster), and
-writes summary.json next to them.
+writes summary.json next to them. A project file timed with --steps_per_dispatch=K adds a
+line for K train steps per dispatch (train.steps_per_dispatch=K) against the same peer case.
 """
 
 import argparse
@@ -54,6 +55,13 @@ def summarise(directory):
                   'project_params': ours['params'],
                   'peer_params': peer['models'][model]['params_total'],
                   'fraction_of_matmul_flops': ours['train']['fraction_of_matmul_roofline']})
+    scan = ours.get('train_scan')
+    if scan:  # throughput.py --steps_per_dispatch=K: the loop's train.steps_per_dispatch=K.
+      k = scan['steps_per_dispatch']
+      cases.append({'case': f'{label}, {k} steps per dispatch', 'unit': 'train samples/s',
+                    'project': scan['samples_per_s'], 'peer': peer_rate,
+                    'ratio': scan['samples_per_s'] / peer_rate,
+                    'project_compile_s': scan['compile_s'], 'steps_per_dispatch': k})
   fid = _load(directory, 'project_fid.json')
   peer_fid = _load(directory, 'peer_fid.json')
   cases.append({'case': 'FID Inception-v3 features, batch 32, 299x299', 'unit': 'images/s',
@@ -81,9 +89,9 @@ def main():
   parser.add_argument('--dir', required=True, help='the OUT folder of peer_compare.sh')
   args = parser.parse_args()
   summary = summarise(args.dir)
-  print(f"{'case':48s} {'project':>10s} {'peer':>10s} {'ratio':>7s}")
+  print(f"{'case':70s} {'project':>10s} {'peer':>10s} {'ratio':>7s}")
   for c in summary['cases']:
-    print(f"{c['case']:48s} {c['project']:10.1f} {c['peer']:10.1f} {c['ratio']:6.2f}x"
+    print(f"{c['case']:70s} {c['project']:10.1f} {c['peer']:10.1f} {c['ratio']:6.2f}x"
           f"  ({c['unit']})")
   d = summary['diffmvae_demo']
   print(f"Diff-MVAE demo step: {d['train_samples_per_s']:.1f} samples/s, "

@@ -34,11 +34,14 @@ def test_ratios_are_project_over_peer(tmp_path):
   with open(os.path.join(d, 'project_mopoe_b64.json'), 'w') as f:   # A build's chatter first.
     f.write('Dataset poly_mnist downloaded and prepared.\n' + json.dumps(_project(300.0), indent=2))
   _write(d, 'project_mopoe_b256.json', _project(200.0))
-  _write(d, 'project_mopoe3_b32.json', _project(150.0))
+  scanned = _project(150.0)
+  scanned['train_scan'] = {'steps_per_dispatch': 8, 'samples_per_s': 120.0, 'compile_s': 2.0}
+  _write(d, 'project_mopoe3_b32.json', scanned)
   _write(d, 'project_demo.json', _project(50.0))
   _write(d, 'project_fid.json', {'images_per_s': {'median': 5.0}, 'first_call_s_incl_compile': 1})
   summary = peer_ratios.summarise(d)
-  assert [round(c['ratio'], 6) for c in summary['cases']] == [1.5, 0.5, 1.5, 0.5]
+  assert [round(c['ratio'], 6) for c in summary['cases']] == [1.5, 0.5, 1.5, 1.2, 0.5]
+  assert summary['cases'][3]['case'].endswith(', 8 steps per dispatch')
   assert summary['diffmvae_demo']['fraction_of_matmul_flops'] == 0.4
 
 
