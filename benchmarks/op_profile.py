@@ -2,6 +2,7 @@
 
   python benchmarks/op_profile.py --config=configs/protocol_polymnist.py:diffusion
   python benchmarks/op_profile.py --config=configs/compare_polymnist.py:mopoe --top=15
+  python benchmarks/op_profile.py --fid      # the FID Inception-v3 features, batch 32, 299x299
 
 Traces --steps executions of the jit'd train step (random inputs of the config's shapes, as
 benchmarks/throughput.py) with jax.profiler, reads the per-op events of the XLA runtime
@@ -12,7 +13,10 @@ other elementwise) from the metadata or, for others, from the ops inside the fus
 transposes, slices, concatenations and pads only (layout changes, the im2col of the patch
 convolutions). Prints one JSON object: op time per step by phase and kind (ms and share of all
 op time), the --top single ops with their source path, and the wall time of the traced
-steps. The XLA runtime may run independent ops at once on several cores, so op time can
+steps, with XLA's FLOP count of the function and the FLOP/s it reached. With --fid it
+profiles the FID feature function instead (Inception-v3 pool3 on --batch_size random
+299x299 images, default 32; random weights: the same FLOPs as the real ones, so the same
+speed). The XLA runtime may run independent ops at once on several cores, so op time can
 exceed wall time. Shares are what this is for: a loaded machine inflates every op alike, roughly,
 but measure on a quiet one before quoting milliseconds.
 """
@@ -47,6 +51,7 @@ config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to profile.
 flags.DEFINE_integer('batch_size', 0, 'Global train batch (0 = the config\'s).')
 flags.DEFINE_integer('steps', 5, 'Traced train steps (after 3 untraced warm-up steps).')
 flags.DEFINE_integer('top', 20, 'How many single ops to list.')
+flags.DEFINE_bool('fid', False, 'Profile the FID Inception features instead of a train step.')
 
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = \S+ (\w[\w\-]*)\(')
 _COMPUTATION = re.compile(r'^%?([\w.\-]+) [^\n]*\{\s*$')
@@ -145,35 +150,65 @@ def summarise(times: collections.Counter, ops: dict, top: int) -> dict:
   }
 
 
-def main(argv):
-  del argv
-  config = FLAGS.config
-  if FLAGS.batch_size:
-    config.train.batch_size = FLAGS.batch_size
+def train_step_call(config, batch_size):
+  """(compiled train step, run(): one step, blocking) on random inputs of the config."""
+  if batch_size:
+    config.train.batch_size = batch_size
   model = vae.build_model(config)
   mesh = parallel.make_mesh()
   optimizer = train_state_lib.make_optimizer(config.train)
-  state = vae.init_state(config, model, optimizer, mesh)
+  holder = {'state': vae.init_state(config, model, optimizer, mesh)}
   batch = parallel.global_batch(
       random_inputs.random_batch(model, config.train.batch_size, np.random.default_rng(0)), mesh)
   compiled = jax.jit(vae.make_train_step(model, optimizer, config),
-                     donate_argnums=(0,)).lower(state, batch).compile()
-  ops = parse_hlo(compiled.as_text())
-  for _ in range(3):
-    state, metrics = compiled(state, batch)
+                     donate_argnums=(0,)).lower(holder['state'], batch).compile()
+
+  def run():
+    holder['state'], metrics = compiled(holder['state'], batch)
     jax.block_until_ready(metrics)
+
+  return compiled, run
+
+
+def fid_features_call(batch_size):
+  """(compiled FID feature function, run(): one batch, blocking), random weights."""
+  import fid_features  # pylint: disable=g-import-not-at-top
+  from diffmvae_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+  variables = jax.device_put(fid_features.random_variables())
+  size = inception.INPUT_SIZE
+  images = jax.device_put(np.random.default_rng(0).uniform(
+      size=(batch_size or 32, size, size, 3)).astype(np.float32))
+  compiled = inception._features.lower(variables, images).compile()  # pylint: disable=protected-access
+  return compiled, lambda: jax.block_until_ready(compiled(variables, images))
+
+
+def main(argv):
+  del argv
+  if FLAGS.fid:
+    compiled, run = fid_features_call(FLAGS.batch_size)
+    what = {'function': 'FID Inception-v3 features (random weights)',
+            'batch_size': FLAGS.batch_size or 32}
+  else:
+    compiled, run = train_step_call(FLAGS.config, FLAGS.batch_size)
+    what = {'config': FLAGS['config'].config_filename,
+            'batch_size': FLAGS.config.train.batch_size}
+  ops = parse_hlo(compiled.as_text())
+  cost = compiled.cost_analysis()
+  flops = float((cost[0] if isinstance(cost, (list, tuple)) else cost).get('flops', 'nan'))
+  for _ in range(3):
+    run()
   walls = []
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
       for _ in range(FLAGS.steps):
         start = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready(metrics)
+        run()
         walls.append(time.perf_counter() - start)
     times = op_times(trace_dir, ops, FLAGS.steps)
-  result = {'config': FLAGS['config'].config_filename, 'batch_size': config.train.batch_size,
-            'cpu_count': os.cpu_count(), 'traced_steps': FLAGS.steps,
-            'wall_ms_per_step_traced': statistics.median(walls) * 1e3,
+  wall = statistics.median(walls)
+  result = {**what, 'cpu_count': os.cpu_count(), 'traced_steps': FLAGS.steps,
+            'wall_ms_per_step_traced': wall * 1e3, 'flops_per_call_xla': flops,
+            'achieved_flops_per_s_traced': flops / wall,
             **summarise(times, ops, FLAGS.top)}
   print(json.dumps(result, indent=2))
 
