@@ -47,11 +47,16 @@ from diffmvae_jax.tasks import vae
 import random_inputs  # pylint: disable=g-bad-import-order
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to profile.')
-flags.DEFINE_integer('batch_size', 0, 'Global train batch (0 = the config\'s).')
-flags.DEFINE_integer('steps', 5, 'Traced train steps (after 3 untraced warm-up steps).')
-flags.DEFINE_integer('top', 20, 'How many single ops to list.')
-flags.DEFINE_bool('fid', False, 'Profile the FID Inception features instead of a train step.')
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to profile.')
+  flags.DEFINE_integer('batch_size', 0, 'Global train batch (0 = the config\'s).')
+  flags.DEFINE_integer('steps', 5, 'Traced train steps (after 3 untraced warm-up steps).')
+  flags.DEFINE_integer('top', 20, 'How many single ops to list.')
+  flags.DEFINE_bool('fid', False, 'Profile the FID Inception features instead of a train step.')
+
 
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = \S+ (\w[\w\-]*)\(')
 _COMPUTATION = re.compile(r'^%?([\w.\-]+) [^\n]*\{\s*$')
@@ -214,4 +219,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

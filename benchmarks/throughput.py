@@ -40,14 +40,18 @@ from diffmvae_jax.tasks import vae
 import random_inputs  # pylint: disable=g-bad-import-order
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to measure.')
-flags.DEFINE_integer('batch_size', 0, 'Global train batch (0 = the config\'s).')
-flags.DEFINE_integer('repeats', 10, 'Timed repetitions.')
-flags.DEFINE_integer('gen_batch', 16, 'Images per generation call.')
-flags.DEFINE_integer('ddim_steps', 50, 'k of DDIM-k.')
-flags.DEFINE_bool('ddpm', True, 'Also time ancestral DDPM over all T steps (slow on CPU).')
-flags.DEFINE_integer('steps_per_dispatch', 1, 'K > 1 also times K train steps per dispatch '
-                     '(lax.scan over K stacked batches).')
+
+
+def define_flags():
+  """The command's flags (defined only when run as a script, so tests can import it)."""
+  config_flags.DEFINE_config_file('config', 'configs/demo.py', 'Config to measure.')
+  flags.DEFINE_integer('batch_size', 0, 'Global train batch (0 = the config\'s).')
+  flags.DEFINE_integer('repeats', 10, 'Timed repetitions.')
+  flags.DEFINE_integer('gen_batch', 16, 'Images per generation call.')
+  flags.DEFINE_integer('ddim_steps', 50, 'k of DDIM-k.')
+  flags.DEFINE_bool('ddpm', True, 'Also time ancestral DDPM over all T steps (slow on CPU).')
+  flags.DEFINE_integer('steps_per_dispatch', 1, 'K > 1 also times K train steps per dispatch '
+                       '(lax.scan over K stacked batches).')
 
 
 def timed(fn, repeats):
@@ -174,4 +178,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
