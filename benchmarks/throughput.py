@@ -25,7 +25,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-from jax import lax
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
@@ -82,12 +81,7 @@ def time_scanned_steps(model, optimizer, config, state, k, repeats):
   """
   batch_size = config.train.batch_size
   batches = random_inputs.random_batch(model, batch_size, np.random.default_rng(1), leading=(k,))
-  train_step = vae.make_train_step(model, optimizer, config)
-
-  def k_steps(state, batches):
-    return lax.scan(train_step, state, batches)
-
-  multi = jax.jit(k_steps, donate_argnums=(0,))
+  multi = jax.jit(vae.make_multi_train_step(model, optimizer, config), donate_argnums=(0,))
   batches = jax.device_put(batches)
   start = time.perf_counter()
   compiled = multi.lower(state, batches).compile()

@@ -85,7 +85,7 @@ def make_scorers(model, config):
   def ff_nll(params, name, x, z):
     def fn(module):
       return module.feedforward_nll(modality[name], module.decode_feedforward(name, z), x)
-    return nn_apply(model, params, fn)
+    return model.apply({'params': params}, method=fn)
 
   @functools.partial(jax.jit, static_argnums=(1,))
   def diffusion_sq(params, name, x0, t, noise, z):
@@ -95,11 +95,6 @@ def make_scorers(model, config):
     return jnp.sum(jnp.square(noise - eps).reshape(x0.shape[0], -1), axis=-1)
 
   return posterior_mean, ff_nll, diffusion_sq, schedule
-
-
-def nn_apply(model, params, fn):
-  """model.apply with an arbitrary function of the bound module."""
-  return model.apply({'params': params}, method=lambda module: fn(module))
 
 
 def shuffled(z):
@@ -187,16 +182,17 @@ def main(argv):
   iterator = pipeline.make_eval_iterator(config.data, split='test', global_batch_size=FLAGS.batch,
                                          num_examples=FLAGS.num)
   key = jax.random.PRNGKey(0)
-  gaps_list, grid_list = [], []
+  gaps_list, grid_list, num = [], [], 0
   for i, local in enumerate(iterator):
     valid = np.asarray(local['valid'], bool)
+    num += int(valid.sum())
     batch = {k: jnp.asarray(np.asarray(local[k])[valid]) for k in model.names}
     gaps, grid = batch_gaps(state.ema_params, scorers, model, batch,
                             jax.random.fold_in(key, i), FLAGS.num_t)
     gaps_list.append(gaps)
     grid_list.append(grid)
   report = {'workdir': FLAGS.workdir, 'checkpoint_step': int(step),
-            'num': int(sum(len(next(iter(next(iter(g.values())).values()))) for g in gaps_list)),
+            'num': num,
             'num_t': FLAGS.num_t, 't_grid': list(T_GRID),
             'z': 'posterior mean of the conditioning set; shuffled = the next example\'s',
             'decoders': {m.name: m.decoder for m in model.modalities if m.kind == 'image'},

@@ -11,7 +11,7 @@ never stopped. clu writers log every loss term, the learning rate, the gradient 
 steps/s and ETA; sample grids go to TensorBoard and ``<workdir>/samples``. With
 ``prior.joint=True`` the latent score prior takes one step after every VAE step
 (tasks/joint_prior.py); with ``train.steps_per_dispatch=K`` the loop runs K steps per
-dispatch (one lax.scan over K batches, vae.make_multi_train_step) between its log, save,
+dispatch (one lax.scan over K batches, vae.make_multi_train_step) between its save,
 sample and curve steps; with ``train.curve_every=k`` learning curves (coherence given 1 and
 2, the latent probe) are measured every k steps (curves.py). The name follows flax's
 examples; evaluation is ``--mode=eval``.
@@ -98,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if steps_per_dispatch > 1:
     if jax.default_backend() == 'cpu' and model.diffusion_names:
       logging.warning('train.steps_per_dispatch=%d with a diffusion decoder on CPU: XLA:CPU '
-                      'runs the U-Net\'s convolution gradients inside a scan ~16x slower '
+                      'runs the U-Net\'s convolution gradients inside a scan ~14x slower '
                       '(README "Speed"); use 1 here.', steps_per_dispatch)
     stacked = parallel.stacked_batch_sharded(mesh)
     multi_train_step = jax.jit(

@@ -15,6 +15,7 @@ from diffmvae_jax import checkpoint as checkpoint_lib
 from diffmvae_jax import parallel
 from diffmvae_jax import sample
 from diffmvae_jax import train
+from diffmvae_jax.tasks import vae
 from diffmvae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -251,7 +252,7 @@ def test_config_keys_added_since_a_checkpoint_are_not_incompatibilities():
       "model.decoders.image: 'diffusion' -> 'laplace'"]
 
 
-def test_steps_per_dispatch_trains_the_same_steps(tiny_config, tmp_path):
+def test_steps_per_dispatch_trains_the_same_steps(tiny_config, tmp_path, monkeypatch):
   """train.steps_per_dispatch=4 (lax.scan over 4 batches) logs and saves what 1 does."""
   tiny_config.train.num_steps = 10
   tiny_config.train.checkpoint_every = 6
@@ -262,7 +263,16 @@ def test_steps_per_dispatch_trains_the_same_steps(tiny_config, tmp_path):
   train.train_and_evaluate(tiny_config, reference)
   tiny_config.train.steps_per_dispatch = 4
   scanned = str(tmp_path / 'four')
+  traced = []  # The multi-step function is traced (so used) by the K = 4 run.
+  make_multi = vae.make_multi_train_step
+
+  def spy(*args):
+    multi = make_multi(*args)
+    return lambda state, batches: (traced.append(batches['m0'].shape[0]), multi(state, batches))[1]
+
+  monkeypatch.setattr(vae, 'make_multi_train_step', spy)
   train.train_and_evaluate(tiny_config, scanned)
+  assert traced and set(traced) == {4}
   ref, got = _losses(reference), _losses(scanned)
   assert sorted(got) == sorted(ref) == list(range(1, 11))
   for step in ref:

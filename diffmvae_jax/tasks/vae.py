@@ -124,7 +124,7 @@ def make_multi_train_step(model, optimizer, config) -> Callable:
   key is folded from state.step), without K dispatches and the host work between them.
   On XLA:CPU this pays for models of dense layers and patch convolutions (MoPoE: 1.2-1.4x,
   README "Speed") but not for the U-Net, whose convolution gradients XLA compiles inside a
-  loop with a generic kernel (~16x slower per step): keep train.steps_per_dispatch = 1 for
+  loop with a generic kernel (~14x slower per step): keep train.steps_per_dispatch = 1 for
   diffusion decoders on CPU.
   """
   train_step = make_train_step(model, optimizer, config)
