@@ -95,6 +95,14 @@ def get_config() -> ml_collections.ConfigDict:
   # bfloat16 with float32 parameters, norms and residual stream; for GPU/TPU, and CPUs with
   # AVX512-BF16 or AMX).
   diff.compute_dtype = 'float32'
+  # A coarse decoder per diffusion-decoded image (the feed-forward image decoder, Laplace at
+  # model.image_likelihood_scale): coarse_weight > 0 adds lambda_m * coarse_weight * its NLL
+  # to the loss (an auxiliary term, not part of the ELBO: 'elbo' leaves it out), which makes
+  # z carry the image's content as the MoPoE decoders do; coarse_condition feeds its mean
+  # image, a function of z, to the U-Net as extra input channels, so z steers every noise
+  # level (at high noise the U-Net sees the digit's shape, not only a vector).
+  diff.coarse_weight = 0.0
+  diff.coarse_condition = False
 
   # ---------------------------------------------------------------- loss
   config.loss = loss = ml_collections.ConfigDict()

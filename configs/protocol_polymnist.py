@@ -24,6 +24,10 @@ digit code from ~5000 steps.
   # The same bound with t drawn in proportion to its weights (model.diffusion.t_sampling=
   # importance: every example's squared error weighs alike, lower-variance gradients):
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_importance ...
+  # Diff-MVAE with a coarse decoder per image (model.diffusion.coarse_weight = 1: its Laplace
+  # NLL, MoPoE's image term, joins the loss; coarse_condition: its mean image of z is an
+  # input of the U-Net), so z carries each image's content and steers every noise level:
+  python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_coarse ...
   # The published MoPoE recipe as its own row (beta 2.5, latent 512, batch 256), 4200 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:mopoe_published ...
 
@@ -35,7 +39,8 @@ counted in ``train_seconds``.
 
 from configs import compare_polymnist
 
-ARMS = ('mopoe', 'diffusion', 'diffusion_simple', 'diffusion_importance', 'mopoe_published')
+ARMS = ('mopoe', 'diffusion', 'diffusion_simple', 'diffusion_importance', 'diffusion_coarse',
+        'mopoe_published')
 
 
 def get_config(arm: str = 'diffusion'):
@@ -60,10 +65,13 @@ def get_config(arm: str = 'diffusion'):
     tr.num_steps = 30000
     tr.checkpoint_every = tr.curve_every = 2000
   elif arm.startswith('diffusion'):
-    if arm in ('diffusion', 'diffusion_importance'):
+    if arm in ('diffusion', 'diffusion_importance', 'diffusion_coarse'):
       config.model.diffusion.loss = 'elbo'
       if arm == 'diffusion_importance':
         config.model.diffusion.t_sampling = 'importance'
+      if arm == 'diffusion_coarse':
+        config.model.diffusion.coarse_weight = 1.0
+        config.model.diffusion.coarse_condition = True
     else:  # The simple denoising loss: not in nats, so beta keeps compare_polymnist's 0.1.
       config.loss.beta = 0.1
     tr.num_steps = 6000

@@ -194,6 +194,8 @@ RULES: dict[str, Rule] = {
     'model.diffusion.num_groups': _POS,
     'model.diffusion.dropout': real(0.0, 1.0, hi_open=True),
     'model.diffusion.compute_dtype': choice(unet_lib.COMPUTE_DTYPES),
+    'model.diffusion.coarse_weight': real(0.0),
+    'model.diffusion.coarse_condition': boolean(),
     # loss
     'loss.beta': real(0.0, why=' (the KL weight; < 0 would maximise the KL)'),
     'loss.kl_estimator': choice(KL_ESTIMATORS),

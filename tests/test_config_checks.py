@@ -29,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_BAD_CLI_VALUE = {'data.modalities', 'model.decoder_overrides', 'loss.weight_overrides',
                     'sample.given', 'data.crop_to_bbox', 'model.use_prior_expert',
                     'model.diffusion.shared_unet', 'sample.use_ema', 'eval.fid_conditional',
-                    'eval.latent_gap', 'prior.joint'}
+                    'eval.latent_gap', 'prior.joint', 'model.diffusion.coarse_condition'}
 CUB_ONLY = {'data.image_size', 'data.crop_to_bbox', 'data.validation_fraction'}
 
 
@@ -52,6 +52,7 @@ def _bad_values(a_file):
       'model.diffusion.channel_mults': '(1,0)', 'model.diffusion.num_res_blocks': '0',
       'model.diffusion.attention_resolutions': '(7,-1)', 'model.diffusion.num_groups': '0',
       'model.diffusion.dropout': '1.0', 'model.diffusion.compute_dtype': 'float16',
+      'model.diffusion.coarse_weight': '-0.5',
       'loss.beta': '-1', 'loss.kl_estimator': 'iwae', 'loss.subset_sampling': 'chunks',
       'train.num_steps': '-1', 'train.batch_size': '0', 'train.learning_rate': 'nan',
       'train.warmup_steps': '-1', 'train.end_learning_rate_factor': '-0.1',
@@ -131,6 +132,7 @@ def test_name_tables_match_their_modules():
                                     'protocol_polymnist.py:diffusion',
                                     'protocol_polymnist.py:diffusion_simple',
                                     'protocol_polymnist.py:diffusion_importance',
+                                    'protocol_polymnist.py:diffusion_coarse',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None

@@ -366,3 +366,68 @@ def test_unet_shapes_at_64_and_128(size, mults, attention):
   out = jax.eval_shape(lambda: model.init_with_output(
       jax.random.PRNGKey(0), x, jnp.zeros((1,), jnp.int32), jnp.zeros((1, 6)))[0])
   assert out.shape == (1, size, size, 3)
+
+
+def _coarse_model(shared_unet=True, weight=0.5, condition=True):
+  config = _config(modalities='m0,m1,label')
+  config.model.diffusion.shared_unet = shared_unet
+  config.model.diffusion.coarse_weight = weight
+  config.model.diffusion.coarse_condition = condition
+  config.loss.beta = 0.5
+  return _model(config)
+
+
+@pytest.mark.parametrize('shared_unet', [True, False])
+def test_coarse_term_is_in_the_loss_not_the_elbo(shared_unet):
+  model, params, mods = _coarse_model(shared_unet)
+  assert set(params['params']) >= {'coarse_decoders_m0', 'coarse_decoders_m1'}
+  terms = jax.jit(model.apply)(params, _batch(mods), jax.random.PRNGKey(2))
+  assert terms['coarse_nll/m0'] > 0 and terms['coarse_nll/m1'] > 0
+  assert 'coarse_nll/label' not in terms
+  data = terms['nll/m0'] + terms['nll/m1'] + terms['nll/label']
+  coarse = terms['coarse_nll/m0'] + terms['coarse_nll/m1']
+  np.testing.assert_allclose(terms['loss'], data + 0.5 * coarse + 0.5 * terms['kl'], rtol=1e-5)
+  np.testing.assert_allclose(-terms['elbo'], data + terms['kl'], rtol=1e-5)
+
+
+def test_without_coarse_settings_there_is_no_coarse_decoder():
+  model, params, mods = _coarse_model(weight=0.0, condition=False)
+  assert not any(k.startswith('coarse') for k in params['params'])
+  terms = jax.jit(model.apply)(params, _batch(mods), jax.random.PRNGKey(2))
+  assert not any(k.startswith('coarse') for k in terms)
+
+
+@pytest.mark.parametrize('shared_unet', [True, False])
+def test_coarse_condition_feeds_the_unet(shared_unet):
+  """With coarse_condition the denoising term (weight 0: no coarse NLL) trains the coarse
+  decoder through the U-Net's input, and eps_prediction changes with its parameters; without
+  it the coarse decoder gets no gradient from the denoising term."""
+  batch = None
+  for condition in (True, False):
+    model, params, mods = _coarse_model(shared_unet, weight=0.0 if condition else 1.0,
+                                        condition=condition)
+    batch = batch or _batch(mods)
+    params = jax.tree.map(lambda x: x + 0.01, params)   # eps depends on its inputs.
+    def denoising(p):
+      terms = model.apply(p, batch, jax.random.PRNGKey(0))
+      return terms['nll/m0'] + terms['nll/m1']
+    grads = jax.jit(jax.grad(denoising))(params)['params']['coarse_decoders_m0']
+    largest = max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads))
+    assert (largest > 0) == condition, (condition, largest)
+  model, params, mods = _coarse_model(shared_unet, weight=0.0, condition=True)
+  params = jax.tree.map(lambda x: x + 0.01, params)
+  x_t, t = batch['m0'], jnp.full((4,), 500, jnp.int32)
+  z = jnp.ones((4, model.model_config.latent_dim))
+  eps = lambda p: model.apply(p, 'm0', x_t, t, z, method=diffmvae.DiffMVAE.eps_prediction)
+  moved = jax.tree.map(lambda x: x, params)
+  moved['params']['coarse_decoders_m0'] = jax.tree.map(
+      lambda x: x + 0.1, params['params']['coarse_decoders_m0'])
+  assert float(jnp.max(jnp.abs(eps(params) - eps(moved)))) > 1e-4
+
+
+def test_generation_with_coarse_condition():
+  model, params, mods = _coarse_model()
+  config = _config(modalities='m0,m1,label')
+  fn = jax.jit(generate.make_conditional_generate_fn(model, config.sample, ('label',)))
+  out = fn(params, {'label': _batch(mods, batch_size=2)['label']}, jax.random.PRNGKey(5))
+  assert out['m0'].shape == (2, 28, 28, 3) and np.all(np.isfinite(out['m1']))

@@ -9,7 +9,10 @@ where nll_m is the denoising loss (sum over pixels of (eps - eps_theta)^2 at one
 random t) for image modalities with the diffusion decoder, and -log p_m(x_m | z)
 for feed-forward decoders: Laplace / Gaussian / Bernoulli summed over pixels (images),
 Bernoulli summed over pixels (masks) or attributes, categorical summed over tokens
-(captions), categorical (labels). z ~ q(z | X), the MoPoE mixture; gradients reach the
+(captions), categorical (labels). With model.diffusion.coarse_weight > 0 each
+diffusion-decoded image also has a feed-forward coarse decoder whose Laplace NLL enters the
+loss (not the ELBO) with weight lambda_m * coarse_weight, 'coarse_nll/<m>' in the terms.
+z ~ q(z | X), the MoPoE mixture; gradients reach the
 encoders through z (end to end). With every image decoder feed-forward the same
 module is the MoPoE-VAE baseline of Sutter et al. 2021.
 """
@@ -59,6 +62,13 @@ class DiffMVAE(nn.Module):
   def diffusion_names(self):
     return tuple(m.name for m in self.modalities if m.decoder == 'diffusion')
 
+  @property
+  def uses_coarse(self):
+    """Whether the diffusion-decoded images have coarse decoders (model.diffusion.coarse_*)."""
+    d = self.model_config.diffusion
+    return bool(self.diffusion_names) and (d.get('coarse_weight', 0.0) > 0
+                                           or d.get('coarse_condition', False))
+
   def setup(self):
     cfg = self.model_config
     d = cfg.latent_dim
@@ -104,6 +114,12 @@ class DiffMVAE(nn.Module):
             dropout=dc.dropout, num_modalities=num_modalities,
             dtype=jnp.dtype(dc.get('compute_dtype', 'float32')), name=name)
 
+      if self.uses_coarse:
+        # Named per modality, as the feed-forward image decoders are (ff_decoders_<m>).
+        self.coarse_decoders = {
+            m.name: decoders_lib.ImageDecoder(m.shape, tuple(cfg.image_ff_decoder.channels),
+                                              cfg.image_ff_decoder.hidden)
+            for m in diff_mods}
       if dc.shared_unet:
         shapes = {m.shape for m in diff_mods}
         if len(shapes) > 1:
@@ -151,11 +167,27 @@ class DiffMVAE(nn.Module):
       members = jnp.ones((len(given),), bool)
     return fusion.product_of_experts(mu, logvar, members, self.model_config.use_prior_expert)
 
+  def coarse_location(self, name, z):
+    """The coarse decoder's Laplace location (B, H, W, C), images in [0, 1], from z (B, D)."""
+    return self.coarse_decoders[name](z)
+
+  def _unet_input(self, x_t, coarse_location):
+    """x_t, with the coarse mean image in [-1, 1] as extra channels under coarse_condition."""
+    if not self.model_config.diffusion.get('coarse_condition', False):
+      return x_t
+    coarse = decoders_lib.image_mean('laplace', coarse_location).astype(x_t.dtype)
+    return jnp.concatenate([x_t, coarse], axis=-1)
+
   def eps_prediction(self, name, x_t, t, z, train=False):
     """eps_theta(x_t, t, z) of the diffusion decoder of modality `name`.
 
+    With model.diffusion.coarse_condition the U-Net also sees the coarse decoder's mean image
+    of z (recomputed here, so every sampler conditions on z alone).
+
     Args: x_t (B, H, W, C); t (B,) int32; z (B, D). Returns: (B, H, W, C).
     """
+    if self.model_config.diffusion.get('coarse_condition', False):
+      x_t = self._unet_input(x_t, self.coarse_location(name, z))
     if self.model_config.diffusion.shared_unet:
       modality_id = jnp.full((x_t.shape[0],), self.diffusion_names.index(name), jnp.int32)
       return self.unet(x_t, t, z, modality_id, train=train)
@@ -200,8 +232,11 @@ class DiffMVAE(nn.Module):
       return schedules.vlb_nll(schedule, x0, t, noise, eps, proposal)
     return schedules.denoising_loss(noise, eps)
 
-  def _diffusion_nll(self, batch, z, key, train):
-    """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities."""
+  def _diffusion_nll(self, batch, z, key, train, coarse_locations):
+    """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities.
+
+    coarse_locations: {name: (B, H, W, C)} of the coarse decoders, or None.
+    """
     cfg = self.model_config.diffusion
     names = self.diffusion_names
     n = len(names)
@@ -217,7 +252,11 @@ class DiffMVAE(nn.Module):
                                (batch_size,), proposal)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
         x_t = schedules.q_sample(schedule, x0, t, noise)
-        eps = self.eps_prediction(name, x_t, t, z, train)
+        if coarse_locations is not None:
+          x_t_in = self._unet_input(x_t, coarse_locations[name])
+          eps = self.unets[name](x_t_in, t, z, None, train=train)
+        else:
+          eps = self.eps_prediction(name, x_t, t, z, train)
         per_mod.append(self._image_nll(schedule, x0, t, noise, eps, proposal))
       return jnp.stack(per_mod, axis=1)
     # Shared U-Net: one call over (B * k) images; k random modalities per example.
@@ -233,6 +272,10 @@ class DiffMVAE(nn.Module):
     t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
     noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
     x_t = schedules.q_sample(schedule, x0, t, noise)
+    if coarse_locations is not None:
+      locs = jnp.stack([coarse_locations[name] for name in names], axis=1)
+      locs = jnp.take_along_axis(locs, chosen[:, :, None, None, None], axis=1)
+      x_t = self._unet_input(x_t, locs.reshape(x_t.shape))
     z_rep = jnp.repeat(z, k, axis=0)
     eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
     losses = (self._image_nll(schedule, x0, t, noise, eps, proposal).reshape(batch_size, k)
@@ -288,8 +331,14 @@ class DiffMVAE(nn.Module):
       raise ValueError(f'Unknown loss.kl_estimator {self.loss_config.kl_estimator!r}; '
                        f'use one of {KL_ESTIMATORS}.')
     nll = {}
+    coarse_nll, coarse_locations = {}, None
+    if self.uses_coarse:
+      coarse_locations = {name: self.coarse_location(name, z) for name in self.diffusion_names}
+      coarse_nll = {name: decoders_lib.image_nll('laplace', loc, batch[name],
+                                                 self.model_config.image_likelihood_scale)
+                    for name, loc in coarse_locations.items()}
     if self.diffusion_names:
-      diff_nll = self._diffusion_nll(batch, z, key_dec, train)
+      diff_nll = self._diffusion_nll(batch, z, key_dec, train, coarse_locations)
       for i, name in enumerate(self.diffusion_names):
         nll[name] = diff_nll[:, i]
     for m in self.modalities:
@@ -302,6 +351,11 @@ class DiffMVAE(nn.Module):
       term = jnp.where(available[:, i], nll[m.name], 0.0)
       weighted = weighted + m.weight * term
       terms[f'nll/{m.name}'] = jnp.mean(term)
+      if m.name in coarse_nll:
+        coarse_term = jnp.where(available[:, i], coarse_nll[m.name], 0.0)
+        weighted = weighted + (m.weight * self.model_config.diffusion.coarse_weight
+                               * coarse_term)
+        terms[f'coarse_nll/{m.name}'] = jnp.mean(coarse_term)
     objective = weighted + self.loss_config.beta * kl
     terms['kl'] = jnp.mean(kl)
     observed_nll = jnp.where(available, jnp.stack([nll[n] for n in names], 1), 0.0)
@@ -322,6 +376,8 @@ class DiffMVAE(nn.Module):
       if m.decoder == 'diffusion':
         t = jnp.zeros((z.shape[0],), jnp.int32)
         self.eps_prediction(m.name, batch[m.name], t, z)
+        if self.uses_coarse:
+          self.coarse_location(m.name, z)
       else:
         self.decode_feedforward(m.name, z)
     return terms
