@@ -1,7 +1,7 @@
 """Diff-MVAE vs the MoPoE baseline on 3-modality PolyMNIST at a CPU budget (README results).
 
 The two arms share everything but the image decoders and beta: the same data (PolyMNIST
-m0..m2), encoders, latent size (32), steps (6000 at batch 32), optimiser and seeds.
+m0..m2), encoders, latent size (32), steps (3000 at batch 32), optimiser and seeds.
 
   # Diff-MVAE (diffusion decoders, small shared U-Net):
   python -m diffmvae_jax.main --config=configs/compare_polymnist.py:diffusion \
