@@ -37,6 +37,8 @@ def define_flags():
   flags.DEFINE_float('chance', 0.1, 'Chance level drawn on the coherence and probe panels.')
   flags.DEFINE_enum('x', 'step', ['step', 'minutes'],
                     'x axis: training step, or training wall-clock minutes (train_seconds).')
+  flags.DEFINE_integer('loss_every', 0, 'Keep the loss rows of every k-th step (and the last) '
+                       'in the plot and the JSON; 0 keeps every logged row.')
 
 
 def parse_runs(text: str) -> dict:
@@ -55,8 +57,17 @@ def read_losses(workdir: str) -> list:
   return curves_lib.read_step_rows(os.path.join(workdir, 'metrics.jsonl'))
 
 
-def collect(runs: dict) -> dict:
+def thin_rows(rows: list, every: int) -> list:
+  """The rows whose step is a multiple of `every`, and the last row (every <= 0: all)."""
+  if every <= 0 or not rows:
+    return rows
+  return [r for r in rows[:-1] if r['step'] % every == 0] + [rows[-1]]
+
+
+def collect(runs: dict, loss_every: int = 0) -> dict:
   """{run: {'curves': curves.jsonl rows, 'losses': metrics.jsonl rows}}.
+
+  loss_every: keep the loss rows of every k-th step and the last (thin_rows; 0 = all).
 
   Raises:
     FileNotFoundError: a run without a curves.jsonl (train with train.curve_every > 0).
@@ -67,7 +78,7 @@ def collect(runs: dict) -> dict:
     if not rows:
       raise FileNotFoundError(f'{os.path.join(workdir, curves_lib.CURVES_FILE)} is missing or '
                               'empty: train that run with --config.train.curve_every=K')
-    out[name] = {'curves': rows, 'losses': read_losses(workdir)}
+    out[name] = {'curves': rows, 'losses': thin_rows(read_losses(workdir), loss_every)}
   return out
 
 
@@ -124,7 +135,7 @@ def plot(data: dict, path: str, chance: float, x: str = 'step') -> str:
 
 def main(argv):
   del argv
-  data = collect(parse_runs(FLAGS.runs))
+  data = collect(parse_runs(FLAGS.runs), FLAGS.loss_every)
   png = plot(data, FLAGS.out + '.png', FLAGS.chance, FLAGS.x)
   with open(FLAGS.out + '.json', 'w') as f:
     json.dump(data, f, indent=1, sort_keys=True)

@@ -70,6 +70,8 @@ def test_training_logs_curves_at_zero_every_k_and_the_end_and_resumes(
   png = plot_curves.plot(data, out + '.png', chance=0.1)
   assert os.path.getsize(png) > 1000
   assert [r['step'] for r in data['a']['losses']] == [1, 2, 3, 4, 5]
+  thinned = plot_curves.collect(plot_curves.parse_runs(f'a={workdir}'), loss_every=2)
+  assert [r['step'] for r in thinned['a']['losses']] == [2, 4, 5]
   json.dumps(data)
   # Wall-clock x axis: each point at the train_seconds recorded at its step.
   losses = data['a']['losses']
