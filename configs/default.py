@@ -85,6 +85,9 @@ def get_config() -> ml_collections.ConfigDict:
   # With a shared U-Net, estimate the denoising term on this many random image
   # modalities per example, rescaled to stay unbiased (0 = all of them).
   diff.modality_subsample = 0
+  # Estimate the denoising term on this many random examples of the batch, rescaled to stay
+  # unbiased (0 = all): the U-Net's cost falls by batch / k, the rest still sees every example.
+  diff.example_subsample = 0
   diff.base_channels = 32
   diff.channel_mults = (1, 2, 2)
   diff.num_res_blocks = 1

@@ -187,6 +187,7 @@ RULES: dict[str, Rule] = {
     'model.diffusion.beta_end': real(0.0, 1.0, lo_open=True, hi_open=True),
     'model.diffusion.shared_unet': boolean(),
     'model.diffusion.modality_subsample': _NONNEG,
+    'model.diffusion.example_subsample': _NONNEG,
     'model.diffusion.base_channels': _POS,
     'model.diffusion.channel_mults': int_tuple(),
     'model.diffusion.num_res_blocks': _POS,

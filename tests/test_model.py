@@ -206,6 +206,29 @@ def test_modality_subsample_is_unbiased():
   np.testing.assert_allclose(sub, full, rtol=0.05)
 
 
+@pytest.mark.parametrize('shared_unet', [True, False])
+def test_example_subsample_is_unbiased(shared_unet):
+  """E[denoising term on e of B examples, scaled by B / e] = the term on all B."""
+  config = _config()
+  config.model.diffusion.num_timesteps = 2   # Small variance across t.
+  config.model.diffusion.shared_unet = shared_unet
+  model, params, mods = _model(config)
+  batch = _batch(mods, batch_size=16)
+  keys = jax.random.split(jax.random.PRNGKey(0), 40)
+  def mean_nll(m):
+    return np.mean(jax.jit(jax.vmap(lambda k: m.apply(params, batch, k)['nll/m0']))(keys))
+  full = mean_nll(model)
+  config.model.diffusion.example_subsample = 4
+  sub_model = diffmvae.model_from_config(config, mods)
+  np.testing.assert_allclose(mean_nll(sub_model), full, rtol=0.05)
+  # Per call: 4 examples carry 4x their loss, the other 12 carry 0.
+  per_example = jax.jit(lambda k: sub_model.apply(
+      params, batch, k, method=lambda mdl, b, k: mdl._diffusion_nll(
+          b, mdl.posterior(b)[0], k, False, None)))(keys[0])
+  assert per_example.shape == (16, 3)
+  assert int(np.sum(np.all(np.asarray(per_example) == 0.0, axis=1))) == 12
+
+
 def test_gradients_reach_encoders_through_diffusion_decoder():
   config = _config(modalities='m0')
   model, params, mods = _model(config)

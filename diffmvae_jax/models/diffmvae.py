@@ -235,8 +235,28 @@ class DiffMVAE(nn.Module):
   def _diffusion_nll(self, batch, z, key, train, coarse_locations):
     """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities.
 
+    With model.diffusion.example_subsample = e (0 < e < B) the U-Net runs on e random
+    examples of the batch only; their losses, scaled by B / e, stand for the batch (the
+    others' entries are 0), so the batch mean stays unbiased and the U-Net's cost falls by
+    B / e while encoders and feed-forward decoders still see every example.
+
     coarse_locations: {name: (B, H, W, C)} of the coarse decoders, or None.
     """
+    batch_size = z.shape[0]
+    e = self.model_config.diffusion.get('example_subsample', 0)
+    if not 0 < e < batch_size:
+      return self._diffusion_nll_rows(batch, z, key, train, coarse_locations)
+    key_rows, key = jax.random.split(key)
+    rows = jax.random.permutation(key_rows, batch_size)[:e]
+    pick = lambda x: jnp.take(x, rows, axis=0)
+    sub = self._diffusion_nll_rows(
+        {name: pick(batch[name]) for name in self.diffusion_names}, pick(z), key, train,
+        None if coarse_locations is None else jax.tree.map(pick, coarse_locations))
+    return jnp.zeros((batch_size, sub.shape[1]), sub.dtype).at[rows].set(
+        sub * (batch_size / e))
+
+  def _diffusion_nll_rows(self, batch, z, key, train, coarse_locations):
+    """_diffusion_nll on every row of `batch`: (B, n_diffusion)."""
     cfg = self.model_config.diffusion
     names = self.diffusion_names
     n = len(names)
