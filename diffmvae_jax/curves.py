@@ -13,7 +13,11 @@ steps and at the last step, on the first ``train.curve_num`` test examples:
   steps (eta 0; feed-forward decoders return their mean), classified with the classifiers of
   --mode=train_classifiers (``eval.classifier_dir``, default <workdir>/classifiers);
 - the latent probe (metrics/latent_probe.py): nearest-class-mean accuracy of each unimodal
-  posterior mean, fitted on the first half of those examples and scored on the second.
+  posterior mean, fitted on the first half of those examples and scored on the second;
+- with coarse decoders (model.diffusion.coarse_weight / coarse_condition):
+  'coarse_coherence/given_1', the coherence of the coarse decoders' mean images of the
+  posterior mean given each single modality (what the U-Net is shown), so a curve can tell
+  a code that has not formed from a U-Net that does not follow it.
 The parameters are those generation uses (EMA unless ``sample.use_ema`` is False); keys
 come from rng.key_for(seed, 'curves'), the same at every step, so the curve moves only with
 the model. Rows go to ``<workdir>/curves.jsonl`` ({'step', 'coherence/given_1', ...,
@@ -26,6 +30,7 @@ examples, 10 steps: 9 x 200 images x 10 U-Net calls (about a minute on a 2-core 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -45,6 +50,7 @@ from diffmvae_jax.data import pipeline
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers as classifiers_lib
 from diffmvae_jax.metrics import latent_probe
+from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models.diffmvae import DiffMVAE
 
 CURVES_FILE = 'curves.jsonl'
@@ -134,6 +140,14 @@ class CurveLogger:
         lambda params, batch: model.apply(params, batch, method=DiffMVAE.encode)[0],
         in_shardings=(rep, shard), out_shardings=shard)
     self._argmax = jax.jit(lambda logits: jnp.argmax(logits, -1).astype(jnp.int32))
+    self._coarse = {}
+    if model.uses_coarse:
+      for name in model.names:
+        targets = tuple(n for n in model.diffusion_names if n != name and n in self.classified)
+        if targets:
+          self._coarse[name] = (targets, jax.jit(
+              functools.partial(_coarse_images, model, (name,), targets),
+              in_shardings=(rep, shard), out_shardings=shard))
     self.path = os.path.join(workdir, CURVES_FILE)
 
   def _classes(self, name: str, x):
@@ -155,6 +169,14 @@ class CurveLogger:
                                         self.labels[self.valid])) for n in targets}
     row = {f'coherence/given_{k}': v for k, v in
            coherence_lib.subset_averages(values)['by_num_given'].items()}
+    coarse = {}
+    for given, (targets, images_fn) in self._coarse.items():
+      images = images_fn(variables, self.inputs)
+      preds = eval_tasks.fetch({n: self._classes(n, images[n]) for n in targets})
+      coarse[(given,)] = {n: float(np.mean(np.asarray(preds[n])[self.valid] ==
+                                           self.labels[self.valid])) for n in targets}
+    if coarse:
+      row['coarse_coherence/given_1'] = coherence_lib.subset_averages(coarse)['by_num_given'][1]
     mu = np.asarray(eval_tasks.fetch(self._encode(variables, self.inputs)))[self.valid]
     probes = {f'probe/q(z|{n})': latent_probe.nearest_class_mean_accuracy(
         mu[:, i], self.labels[self.valid]) for i, n in enumerate(self.model.names)}
@@ -176,3 +198,11 @@ class CurveLogger:
       self.writer.write_scalars(step, {f'curve/{k}': v for k, v in row.items()
                                        if k not in ('step', 'seconds')})
     return row
+
+
+def _coarse_images(model: DiffMVAE, given: tuple, targets: tuple, variables, batch) -> dict:
+  """{target: coarse mean image in [-1, 1] (B, H, W, C)} of the posterior mean given `given`."""
+  def fn(module):
+    mu, _ = module.posterior(batch, given)
+    return {n: decoders_lib.image_mean('laplace', module.coarse_location(n, mu)) for n in targets}
+  return model.apply(variables, method=fn)

@@ -94,3 +94,31 @@ def test_curves_without_classifiers_or_labels_are_clear_errors(tiny_config, tmp_
     plot_curves.parse_runs('nodir')
   with pytest.raises(FileNotFoundError, match='curve_every'):
     plot_curves.collect({'a': str(tmp_path)})
+
+
+def test_coarse_coherence_is_the_coarse_images_classified(tiny_config, classifier_dir):
+  """With coarse decoders a point carries the coherence of their mean images given one."""
+  import numpy as np
+  from diffmvae_jax import train_state
+  from diffmvae_jax.metrics import classifiers as classifiers_metrics
+  config = _curve_config(tiny_config, classifier_dir)
+  config.model.decoders.image = 'diffusion'
+  config.model.diffusion.coarse_weight = 1.0
+  model = vae.build_model(config)
+  mesh = parallel.make_mesh()
+  state = vae.init_state(config, model, train_state.make_optimizer(config.train), mesh)
+  logger = curves_lib.CurveLogger(model, config, 'unused', mesh)
+  row = logger.measure(state.params)
+  # Brute force: m1's coarse image given m0 and m0's given m1, classified, against the labels.
+  classify, _ = classifiers_metrics.load_classifiers(classifier_dir)
+  accs = []
+  for given, target in (('m0', 'm1'), ('m1', 'm0')):
+    images = curves_lib._coarse_images(model, (given,), (target,), {'params': state.params},
+                                       logger.inputs)[target]
+    pred = np.argmax(np.asarray(classify(target, images)), -1)
+    accs.append(np.mean(pred[logger.valid] == logger.labels[logger.valid]))
+  assert row['coarse_coherence/given_1'] == pytest.approx(np.mean(accs))
+  config.model.diffusion.coarse_weight = 0.0
+  plain = vae.build_model(config)
+  assert 'coarse_coherence/given_1' not in curves_lib.CurveLogger(plain, config, 'unused',
+                                                                  mesh).measure(state.params)
