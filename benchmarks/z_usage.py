@@ -89,6 +89,9 @@ def make_scorers(model, config):
 
   @functools.partial(jax.jit, static_argnums=(1,))
   def diffusion_sq(params, name, x0, t, noise, z):
+    # Under model.diffusion.residual the diffusion models x0 - c(z) (zeros otherwise).
+    x0 = x0 - model.apply({'params': params}, name, z,
+                          method=diffmvae.DiffMVAE.residual_offset)
     x_t = schedules.q_sample(schedule, x0, t, noise)
     eps = model.apply({'params': params}, name, x_t, t, z,
                       method=diffmvae.DiffMVAE.eps_prediction)

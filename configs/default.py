@@ -106,6 +106,12 @@ def get_config() -> ml_collections.ConfigDict:
   # level (at high noise the U-Net sees the digit's shape, not only a vector).
   diff.coarse_weight = 0.0
   diff.coarse_condition = False
+  # residual: the diffusion models the residual x - c(z) about the coarse decoder's mean
+  # image c(z) (in [-1, 1]) and samples are c(z) + residual. The shift has Jacobian 1, so
+  # the diffusion bound of the residual is a bound on log p(x | z) in nats as before; the
+  # digit's shape comes from c(z) at every noise level, not from the sampler's noise.
+  # Builds the coarse decoders (with coarse_weight 0 they learn through the bound alone).
+  diff.residual = False
 
   # ---------------------------------------------------------------- loss
   config.loss = loss = ml_collections.ConfigDict()

@@ -197,6 +197,7 @@ RULES: dict[str, Rule] = {
     'model.diffusion.compute_dtype': choice(unet_lib.COMPUTE_DTYPES),
     'model.diffusion.coarse_weight': real(0.0),
     'model.diffusion.coarse_condition': boolean(),
+    'model.diffusion.residual': boolean(),
     # loss
     'loss.beta': real(0.0, why=' (the KL weight; < 0 would maximise the KL)'),
     'loss.kl_estimator': choice(KL_ESTIMATORS),

@@ -64,8 +64,13 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
           return model.apply(params, name, x_t, t, z, method=DiffMVAE.eps_prediction)
         shape = (z.shape[0],) + tuple(m.shape)
         key_m = jax.random.fold_in(key, i)
-        out[m.name] = samplers.sample(sample_config.sampler, eps_fn, schedule, key_m, shape,
-                                      num_steps=sample_config.steps, eta=sample_config.eta)
+        offset = None
+        if model.residual:   # Image = c(z) + a sampled residual (model.diffusion.residual).
+          offset = model.apply(params, m.name, z, method=DiffMVAE.residual_offset)
+        image = samplers.sample(sample_config.sampler, eps_fn, schedule, key_m, shape,
+                                num_steps=sample_config.steps, eta=sample_config.eta,
+                                x0_offset=offset)
+        out[m.name] = image if offset is None else image + offset
         continue
       raw = model.apply(params, m.name, z, method=DiffMVAE.decode_feedforward)
       if m.kind == 'image':

@@ -29,7 +29,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_BAD_CLI_VALUE = {'data.modalities', 'model.decoder_overrides', 'loss.weight_overrides',
                     'sample.given', 'data.crop_to_bbox', 'model.use_prior_expert',
                     'model.diffusion.shared_unet', 'sample.use_ema', 'eval.fid_conditional',
-                    'eval.latent_gap', 'prior.joint', 'model.diffusion.coarse_condition'}
+                    'eval.latent_gap', 'prior.joint', 'model.diffusion.coarse_condition',
+                    'model.diffusion.residual'}
 CUB_ONLY = {'data.image_size', 'data.crop_to_bbox', 'data.validation_fraction'}
 
 

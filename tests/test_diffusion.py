@@ -404,3 +404,26 @@ def test_elbo_loss_option_in_the_model(tiny_config):
   assert importance['kl'] == terms['elbo']['kl']
   for name in ('nll/m0', 'nll/m1'):
     assert np.isfinite(importance[name]) and importance[name] != terms['elbo'][name]
+
+
+@pytest.mark.parametrize('name,steps', [('ddpm', 1000), ('ddim', 20), ('dpmpp_2m', 20)])
+def test_samplers_recover_a_residual_outside_unit_range(name, steps):
+  """With x0_offset c every sampler clips r + c, not r, to [-1, 1]: a residual r with
+  |r| > 1 and r + c inside [-1, 1] comes back whole from its perfect noise predictor, and
+  without the offset it is clipped to [-1, 1]."""
+  schedule = schedules.make_schedule('linear', 1000)
+  rng = np.random.default_rng(1)
+  offset = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+  image = np.clip(-offset + rng.uniform(-0.2, 0.2, offset.shape), -1, 1).astype(np.float32)
+  residual = image - offset                     # Up to +-2, so often outside [-1, 1].
+  assert np.max(np.abs(residual)) > 1.2
+
+  def eps_fn(x_t, t):
+    return ((x_t - schedules.gather(schedule.sqrt_alphas_cumprod, t, 4) * residual)
+            / schedules.gather(schedule.sqrt_one_minus_alphas_cumprod, t, 4))
+  run = jax.jit(lambda k, off: samplers.sample(name, eps_fn, schedule, k, residual.shape,
+                                               steps, x0_offset=off))
+  np.testing.assert_allclose(run(jax.random.key(0), offset), residual, atol=2e-3)
+  clipped = jax.jit(lambda k: samplers.sample(name, eps_fn, schedule, k, residual.shape,
+                                              steps))(jax.random.key(0))
+  assert np.max(np.abs(clipped)) <= 1.0 + 1e-6

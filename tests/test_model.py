@@ -8,6 +8,7 @@ import pytest
 from configs import polymnist_mopoe
 from configs import test_tiny
 from diffmvae_jax import generate
+from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.data.dataset_api import ModalitySpec
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import decoders as decoders_lib
@@ -455,3 +456,82 @@ def test_generation_with_coarse_condition():
   fn = jax.jit(generate.make_conditional_generate_fn(model, config.sample, ('label',)))
   out = fn(params, {'label': _batch(mods, batch_size=2)['label']}, jax.random.PRNGKey(5))
   assert out['m0'].shape == (2, 28, 28, 3) and np.all(np.isfinite(out['m1']))
+
+
+def _residual_models(shared_unet):
+  """(plain, residual) models with the same parameters: coarse decoders, coarse_condition."""
+  out = []
+  for residual in (False, True):
+    config = _config(modalities='m0,m1,label')
+    config.model.diffusion.shared_unet = shared_unet
+    config.model.diffusion.coarse_condition = True
+    config.model.diffusion.residual = residual
+    config.model.diffusion.loss = 'elbo'
+    out.append(_model(config))
+  return out
+
+
+@pytest.mark.parametrize('shared_unet', [True, False])
+def test_residual_diffusion_is_the_diffusion_of_x_minus_the_coarse_mean(shared_unet):
+  """Brute force: the residual model's bound on x equals the plain model's bound on
+  x - c(z) for the same z, t and noise (the shift has Jacobian 1)."""
+  (plain, params, mods), (residual, params_r, _) = _residual_models(shared_unet)
+  assert jax.tree.structure(params) == jax.tree.structure(params_r)
+  params = jax.tree.map(lambda x: x + 0.01, params)
+  batch = _batch(mods)
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, plain.model_config.latent_dim))
+  key = jax.random.PRNGKey(4)
+
+  def rows(model, images):
+    def fn(module):
+      locs = {n: module.coarse_location(n, z) for n in module.diffusion_names}
+      return module._diffusion_nll_rows(images, z, key, False, locs)
+    return model.apply(params, method=fn)
+
+  offsets = {n: residual.apply(params, n, z, method=diffmvae.DiffMVAE.residual_offset)
+             for n in ('m0', 'm1')}
+  assert float(jnp.max(jnp.abs(offsets['m0']))) > 0
+  shifted = {n: batch[n] - offsets[n] for n in ('m0', 'm1')}
+  np.testing.assert_allclose(rows(residual, batch), rows(plain, shifted), rtol=1e-5)
+  assert not np.allclose(rows(plain, batch), rows(residual, batch))
+  zero = plain.apply(params, 'm0', z, method=diffmvae.DiffMVAE.residual_offset)
+  assert zero.shape == (4, 28, 28, 3) and not np.any(zero)
+
+
+def test_residual_trains_the_coarse_decoder_through_the_bound():
+  """coarse_weight 0, no coarse_condition: only the residual's bound reaches the coarse
+  decoder, and it does."""
+  config = _config(modalities='m0,m1,label')
+  config.model.diffusion.residual = True
+  config.model.diffusion.loss = 'elbo'
+  model, params, mods = _model(config)
+  assert 'coarse_decoders_m0' in params['params']
+  batch = _batch(mods)
+  def data_term(p):
+    terms = model.apply(p, batch, jax.random.PRNGKey(0))
+    return terms['nll/m0'] + terms['nll/m1']
+  grads = jax.jit(jax.grad(data_term))(params)['params']['coarse_decoders_m0']
+  assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(grads)) > 0
+  terms = jax.jit(model.apply)(params, batch, jax.random.PRNGKey(0))
+  data = terms['nll/m0'] + terms['nll/m1'] + terms['nll/label']   # coarse_weight 0: no term.
+  np.testing.assert_allclose(terms['loss'], data + config.loss.beta * terms['kl'], rtol=1e-5)
+
+
+def test_residual_generation_adds_the_coarse_mean():
+  """A residual model's image is c(z) plus the sampler's residual, clipped about c(z)."""
+  config = _config(modalities='m0,m1,label')
+  config.model.diffusion.residual = True
+  model, params, mods = _model(config)
+  params = jax.tree.map(lambda x: x + 0.01, params)
+  z = jax.random.normal(jax.random.PRNGKey(1), (2, model.model_config.latent_dim))
+  key = jax.random.PRNGKey(2)
+  out = jax.jit(generate.make_decode_fn(model, config.sample, ('m0',)))(params, z, key)
+  offset = model.apply(params, 'm0', z, method=diffmvae.DiffMVAE.residual_offset)
+  schedule = diffmvae.make_diffusion_schedule(model.model_config)
+  eps_fn = lambda x_t, t: model.apply(params, 'm0', x_t, t, z,
+                                      method=diffmvae.DiffMVAE.eps_prediction)
+  residual = samplers.sample(config.sample.sampler, eps_fn, schedule, jax.random.fold_in(key, 0),
+                             (2, 28, 28, 3), config.sample.steps, eta=config.sample.eta,
+                             x0_offset=offset)
+  np.testing.assert_allclose(out['m0'], offset + residual, atol=1e-5)
+  assert float(jnp.max(jnp.abs(out['m0']))) <= 1.0 + 1e-5

@@ -5,7 +5,9 @@ deterministic for a given PRNG key: the initial noise uses one split of the key 
 uses `fold_in(step_key, i)`; the same key gives DDIM and DPM-Solver++ the same x_T.
 `eps_fn(x_t, t)` maps float32 (B, H, W, C) and int32 (B,) to the predicted noise; close over
 parameters and the conditioning latent z to build it. `SAMPLER_NAMES` are the values of
-`sample.sampler`; `sample` dispatches on them.
+`sample.sampler`; `sample` dispatches on them. A sampler given `x0_offset` (B, ...) samples
+a residual r about it (model.diffusion.residual): x0 predictions are clipped so that
+r + x0_offset lies in [-1, 1], and the caller adds the offset to the result.
 """
 
 from typing import Callable, Sequence
@@ -19,8 +21,17 @@ from diffmvae_jax.diffusion.schedules import DiffusionSchedule, gather, predict_
 EpsFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 
+def clip_prediction(x0, clip_x0: bool, x0_offset=None):
+  """x0 clipped to [-1, 1] (or to [-1, 1] - x0_offset for a residual); as is unless clip_x0."""
+  if not clip_x0:
+    return x0
+  if x0_offset is None:
+    return jnp.clip(x0, -1.0, 1.0)
+  return jnp.clip(x0 + x0_offset, -1.0, 1.0) - x0_offset
+
+
 def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-                clip_x0: bool = True):
+                clip_x0: bool = True, x0_offset=None):
   """Ancestral sampling through all T steps of p(x_{t-1} | x_t).
 
   x_{t-1} = coef1_t x0_hat + coef2_t x_t + [t > 0] exp(logvar_clipped_t / 2) z, with
@@ -33,6 +44,7 @@ def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     key: PRNG key.
     shape: static (B, H, W, C).
     clip_x0: clip the predicted x_0 to [-1, 1].
+    x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
 
   Returns:
     x_0 float32 `shape`.
@@ -44,8 +56,7 @@ def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
   def body(i, x):
     t = jnp.full((shape[0],), num_timesteps - 1 - i, jnp.int32)
     x0 = predict_x0_from_eps(schedule, x, t, eps_fn(x, t))
-    if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
+    x0 = clip_prediction(x0, clip_x0, x0_offset)
     mean = (gather(schedule.posterior_mean_coef1, t, x.ndim) * x0
             + gather(schedule.posterior_mean_coef2, t, x.ndim) * x)
     noise = jax.random.normal(jax.random.fold_in(step_key, i), x.shape, x.dtype)
@@ -99,7 +110,7 @@ def ddim_coefficients(schedule: DiffusionSchedule, t, t_prev, eta: float):
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-                num_steps: int, eta: float = 0.0, clip_x0: bool = True):
+                num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None):
   """DDIM sampling (Song et al. 2021) over `num_steps` evenly spaced timesteps.
 
   When clip_x0, eps_hat is recomputed from the clipped x0_hat, so that eta = 1 with
@@ -113,6 +124,7 @@ def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     num_steps: static k in [1, T].
     eta: stochasticity (0 = deterministic given the initial noise).
     clip_x0: clip the predicted x_0 to [-1, 1].
+    x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
 
   Returns:
     x_0 float32 `shape`.
@@ -130,7 +142,7 @@ def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     eps = eps_fn(x, t)
     x0 = predict_x0_from_eps(schedule, x, t, eps)
     if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
+      x0 = clip_prediction(x0, clip_x0, x0_offset)
       eps = ((x - gather(schedule.sqrt_alphas_cumprod, t, x.ndim) * x0)
              / gather(schedule.sqrt_one_minus_alphas_cumprod, t, x.ndim))
     c_x0, c_eps, sigma = ddim_coefficients(schedule, t, t_prev, eta)
@@ -168,7 +180,8 @@ def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
 
 
 def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
-                            shape: Sequence[int], num_steps: int, clip_x0: bool = True):
+                            shape: Sequence[int], num_steps: int, clip_x0: bool = True,
+                            x0_offset=None):
   """DPM-Solver++ (2M): multistep second-order solver of the probability-flow ODE.
 
   Lu et al. 2022, data-prediction form, on the model's own discrete timesteps
@@ -191,6 +204,7 @@ def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
     shape: static (B, H, W, C) (any (B, ...)).
     num_steps: static k in [1, T], the number of network calls.
     clip_x0: clip the predicted x_0 to [-1, 1].
+    x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
 
   Returns:
     x_0 float32 `shape`.
@@ -211,8 +225,7 @@ def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
     t, t_next, t_before = ts[i], ts_prev[i], ts_before[i]
     eps = eps_fn(x, jnp.full((batch,), t, jnp.int32))
     x0 = (x - sigma[t] * eps) / alpha[t]
-    if clip_x0:
-      x0 = jnp.clip(x0, -1.0, 1.0)
+    x0 = clip_prediction(x0, clip_x0, x0_offset)
     last = t_next < 0
     t_n = jnp.maximum(t_next, 0)
     h = jnp.where(last, 1.0, lam[t_n] - lam[t])
@@ -229,12 +242,12 @@ SAMPLER_NAMES = ('ddim', 'ddpm', 'dpmpp_2m')
 
 
 def sample(name: str, eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-           num_steps: int, eta: float = 0.0, clip_x0: bool = True):
+           num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None):
   """Runs the sampler `name` (one of SAMPLER_NAMES); ddpm ignores num_steps and eta.
 
   Args:
     name: 'ddim' (num_steps, eta), 'ddpm' (all T steps) or 'dpmpp_2m' (num_steps).
-    eps_fn, schedule, key, shape, clip_x0: as for the samplers.
+    eps_fn, schedule, key, shape, clip_x0, x0_offset: as for the samplers.
     num_steps: network calls of ddim and dpmpp_2m, static, in [1, T].
     eta: DDIM's stochasticity.
 
@@ -242,10 +255,11 @@ def sample(name: str, eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Se
     x_0 float32 `shape`.
   """
   if name == 'ddpm':
-    return ddpm_sample(eps_fn, schedule, key, shape, clip_x0=clip_x0)
+    return ddpm_sample(eps_fn, schedule, key, shape, clip_x0=clip_x0, x0_offset=x0_offset)
   if name == 'ddim':
     return ddim_sample(eps_fn, schedule, key, shape, num_steps=num_steps, eta=eta,
-                       clip_x0=clip_x0)
+                       clip_x0=clip_x0, x0_offset=x0_offset)
   if name == 'dpmpp_2m':
-    return dpm_solver_pp_2m_sample(eps_fn, schedule, key, shape, num_steps, clip_x0=clip_x0)
+    return dpm_solver_pp_2m_sample(eps_fn, schedule, key, shape, num_steps, clip_x0=clip_x0,
+                                   x0_offset=x0_offset)
   raise ValueError(f'Unknown sampler {name!r}; valid names: {", ".join(SAMPLER_NAMES)}.')

@@ -12,6 +12,8 @@ Bernoulli summed over pixels (masks) or attributes, categorical summed over toke
 (captions), categorical (labels). With model.diffusion.coarse_weight > 0 each
 diffusion-decoded image also has a feed-forward coarse decoder whose Laplace NLL enters the
 loss (not the ELBO) with weight lambda_m * coarse_weight, 'coarse_nll/<m>' in the terms.
+With model.diffusion.residual the diffusion decoder models x - c(z), the residual about the
+coarse decoder's mean image c(z) (exact: the shift has Jacobian 1), and samples c(z) + r.
 z ~ q(z | X), the MoPoE mixture; gradients reach the
 encoders through z (end to end). With every image decoder feed-forward the same
 module is the MoPoE-VAE baseline of Sutter et al. 2021.
@@ -64,10 +66,17 @@ class DiffMVAE(nn.Module):
 
   @property
   def uses_coarse(self):
-    """Whether the diffusion-decoded images have coarse decoders (model.diffusion.coarse_*)."""
+    """Whether the diffusion-decoded images have coarse decoders (model.diffusion.coarse_*,
+    residual)."""
     d = self.model_config.diffusion
     return bool(self.diffusion_names) and (d.get('coarse_weight', 0.0) > 0
-                                           or d.get('coarse_condition', False))
+                                           or d.get('coarse_condition', False)
+                                           or d.get('residual', False))
+
+  @property
+  def residual(self):
+    """Whether the diffusion decoders model the residual about c(z) (model.diffusion.residual)."""
+    return bool(self.diffusion_names) and self.model_config.diffusion.get('residual', False)
 
   def setup(self):
     cfg = self.model_config
@@ -171,6 +180,14 @@ class DiffMVAE(nn.Module):
     """The coarse decoder's Laplace location (B, H, W, C), images in [0, 1], from z (B, D)."""
     return self.coarse_decoders[name](z)
 
+  def residual_offset(self, name, z):
+    """c(z) (B, H, W, C) in [-1, 1]: the coarse mean image the diffusion of modality `name`
+    is taken about under model.diffusion.residual (image = c(z) + residual); zeros without."""
+    m = next(m for m in self.modalities if m.name == name)
+    if not self.residual:
+      return jnp.zeros((z.shape[0],) + tuple(m.shape), jnp.float32)
+    return decoders_lib.image_mean('laplace', self.coarse_location(name, z))
+
   def _unet_input(self, x_t, coarse_location):
     """x_t, with the coarse mean image in [-1, 1] as extra channels under coarse_condition."""
     if not self.model_config.diffusion.get('coarse_condition', False):
@@ -182,7 +199,8 @@ class DiffMVAE(nn.Module):
     """eps_theta(x_t, t, z) of the diffusion decoder of modality `name`.
 
     With model.diffusion.coarse_condition the U-Net also sees the coarse decoder's mean image
-    of z (recomputed here, so every sampler conditions on z alone).
+    of z (recomputed here, so every sampler conditions on z alone). Under
+    model.diffusion.residual, x_t is the noised residual x - residual_offset(name, z).
 
     Args: x_t (B, H, W, C); t (B,) int32; z (B, D). Returns: (B, H, W, C).
     """
@@ -268,6 +286,8 @@ class DiffMVAE(nn.Module):
       per_mod = []
       for i, name in enumerate(names):
         x0 = batch[name]
+        if self.residual:
+          x0 = x0 - decoders_lib.image_mean('laplace', coarse_locations[name])
         t = schedules.sample_t(jax.random.fold_in(key_t, i), cfg.num_timesteps,
                                (batch_size,), proposal)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
@@ -289,13 +309,18 @@ class DiffMVAE(nn.Module):
     images = jnp.stack([batch[name] for name in names], axis=1)         # (B, n, H, W, C)
     x0 = jnp.take_along_axis(images, chosen[:, :, None, None, None], axis=1)
     x0 = x0.reshape((batch_size * k,) + x0.shape[2:])
-    t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
-    noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
-    x_t = schedules.q_sample(schedule, x0, t, noise)
+    locs = None
     if coarse_locations is not None:
       locs = jnp.stack([coarse_locations[name] for name in names], axis=1)
       locs = jnp.take_along_axis(locs, chosen[:, :, None, None, None], axis=1)
-      x_t = self._unet_input(x_t, locs.reshape(x_t.shape))
+      locs = locs.reshape(x0.shape)
+      if self.residual:
+        x0 = x0 - decoders_lib.image_mean('laplace', locs)
+    t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
+    noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
+    x_t = schedules.q_sample(schedule, x0, t, noise)
+    if locs is not None:
+      x_t = self._unet_input(x_t, locs)
     z_rep = jnp.repeat(z, k, axis=0)
     eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
     losses = (self._image_nll(schedule, x0, t, noise, eps, proposal).reshape(batch_size, k)
