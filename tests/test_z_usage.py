@@ -14,6 +14,7 @@ import z_usage  # pylint: disable=g-import-not-at-top
 from configs import test_tiny
 from diffmvae_jax import parallel
 from diffmvae_jax import train_state as train_state_lib
+from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.tasks import vae
 
 
@@ -65,3 +66,27 @@ def test_gaps_are_finite_and_zero_when_the_decoder_ignores_z(decoder):
       np.testing.assert_allclose(values, 0.0, atol=1e-3)
   summary = z_usage.summarise([gaps], [grid], np.ones(1000))
   assert summary[images[0]]['self']['nats'] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_diffusion_scorer_scores_the_residual_about_c_z():
+  """Under model.diffusion.residual the scorer's squared error is that of x0 - c(z)."""
+  config = test_tiny.get_config()
+  config.model.diffusion.residual = True
+  model = vae.build_model(config)
+  state = vae.init_state(config, model, train_state_lib.make_optimizer(config.train),
+                         parallel.make_mesh())
+  params = jax.tree.map(lambda x: x + 0.01, state.params)
+  _, _, diffusion_sq, schedule = z_usage.make_scorers(model, config)
+  name = model.diffusion_names[0]
+  shape = (2,) + next(m.shape for m in model.modalities if m.name == name)
+  rng = np.random.default_rng(0)
+  x0 = rng.uniform(-1, 1, shape).astype(np.float32)
+  noise = rng.normal(size=shape).astype(np.float32)
+  z = rng.normal(size=(2, config.model.latent_dim)).astype(np.float32)
+  t = np.array([10, 500], np.int32)
+  offset = model.apply({'params': params}, name, z, method=type(model).residual_offset)
+  assert float(np.max(np.abs(offset))) > 0
+  x_t = schedules.q_sample(schedule, x0 - offset, t, noise)
+  eps = model.apply({'params': params}, name, x_t, t, z, method=type(model).eps_prediction)
+  expected = np.sum(np.square(noise - eps).reshape(2, -1), axis=-1)
+  np.testing.assert_allclose(diffusion_sq(params, name, x0, t, noise, z), expected, rtol=1e-5)
