@@ -4,7 +4,8 @@ Each setting (sampler:network calls) generates, from one checkpoint, N unconditi
 (FID per image modality against N test images, and unconditional coherence) and the missing
 modalities of N test examples given --given (conditional coherence), through the same
 Evaluator as --mode=eval; images/s is timed separately on one jitted conditional batch
-(median of 3 after compilation). One JSON per setting plus summary.json under --out.
+(median of 3 after compilation; ddpm: --ddpm_timing_runs). One JSON per setting plus
+summary.json under --out.
 
   .venv/bin/python benchmarks/sampler_quality.py \
       --config=configs/compare_polymnist.py:diffusion --workdir=runs/compare/diffusion_s0 \
@@ -15,8 +16,9 @@ Evaluator as --mode=eval; images/s is timed separately on one jitted conditional
 Cost on a 2-core CPU (N = 250, 3 modalities, the comparison's small U-Net): roughly
 N * 5 images * calls / 200 seconds per setting for sampling plus ~4 minutes of Inception
 features; DDPM (1000 calls) is 20x DDIM-50, so give it a smaller --ddpm_num (its own N: its
-FID is then only comparable with rows of the same N, which the table says).
-Resumable: a finished setting is read back from its JSON.
+FID is then only comparable with rows of the same N, which the table says), or
+--ddpm_timing_runs=1 (one timed call after an ahead-of-time compile, instead of four calls).
+Resumable: a finished setting is read back from its JSON, a stopped one from its task files.
 """
 
 import dataclasses
@@ -50,6 +52,8 @@ def define_flags():
   flags.DEFINE_integer('num', 250, 'N: test examples given --given, unconditional samples, '
                        'and FID reference images.')
   flags.DEFINE_integer('ddpm_num', 0, 'N for ddpm settings (0 = --num).')
+  flags.DEFINE_integer('ddpm_timing_runs', 3, 'Timed calls behind images/s of ddpm settings '
+                       '(1: compiled ahead of time, one timed call; its batch takes minutes).')
   flags.DEFINE_string('given', 'm0', 'Given modalities of the conditional coherence.')
   flags.DEFINE_string('out', 'runs/sampler_quality', 'Output folder (JSON per setting).')
   flags.mark_flags_as_required(['config', 'workdir'])
@@ -82,23 +86,32 @@ def setting_config(config, sampler: str, calls: int, num: int, classifier_dir: s
   return c
 
 
-def images_per_second(ev: evaluate.Evaluator, given: tuple) -> float:
-  """Generated images/s of one jitted conditional batch (median of 3 after compiling)."""
+def images_per_second(ev: evaluate.Evaluator, given: tuple, runs: int = 3) -> float:
+  """Generated images/s of one jitted conditional batch: the median of `runs` timed calls.
+
+  With runs > 1 an untimed call compiles and warms up first; with runs = 1 (ancestral
+  DDPM, whose batch takes minutes on a CPU) the function is compiled ahead of time and the
+  one timed call is the first.
+  """
   missing = tuple(n for n in ev.model.names if n not in given)
   fn = jax.jit(generate_lib.make_conditional_generate_fn(ev.model, ev.config.sample, given,
                                                          names=missing))
   batch = next(iter(ev.test_batches()))
   inputs = {k: batch[k] for k in given}
-  jax.block_until_ready(fn(ev.params, inputs, jax.random.PRNGKey(0)))
+  if runs > 1:
+    jax.block_until_ready(fn(ev.params, inputs, jax.random.PRNGKey(0)))
+  else:
+    fn = fn.lower(ev.params, inputs, jax.random.PRNGKey(0)).compile()
   times = []
-  for i in range(3):
+  for i in range(runs):
     start = time.perf_counter()
     jax.block_until_ready(fn(ev.params, inputs, jax.random.PRNGKey(i + 1)))
     times.append(time.perf_counter() - start)
   return len(missing) * len(batch[given[0]]) / float(np.median(times))
 
 
-def run_setting(config, workdir: str, out_dir: str, given: tuple) -> dict:
+def run_setting(config, workdir: str, out_dir: str, given: tuple, timing_runs: int = 3
+                ) -> dict:
   """Evaluates one setting into out_dir (resumable task files); returns the eval record."""
   config.eval.classifier_dir = config.eval.classifier_dir or os.path.join(workdir, 'classifiers')
   ev = evaluate.Evaluator(config, workdir)
@@ -111,7 +124,8 @@ def run_setting(config, workdir: str, out_dir: str, given: tuple) -> dict:
   ev.workdir, ev.out_dir = out_dir, out_dir         # Scalars and task files stay in out_dir.
   ev.store = eval_tasks.TaskStore(out_dir)
   record = ev.run()
-  record['images_per_second'] = images_per_second(ev, given)
+  record['images_per_second'] = images_per_second(ev, given, timing_runs)
+  record['images_per_second_runs'] = timing_runs
   return record
 
 
@@ -158,7 +172,8 @@ def main(argv):
       start = time.perf_counter()
       config = setting_config(FLAGS.config, sampler, calls, num, FLAGS.classifier_dir,
                               fid_cache)
-      record = run_setting(config, FLAGS.workdir, os.path.join(FLAGS.out, tag), given)
+      runs = FLAGS.ddpm_timing_runs if sampler == 'ddpm' else 3
+      record = run_setting(config, FLAGS.workdir, os.path.join(FLAGS.out, tag), given, runs)
       record['wall_seconds'] = time.perf_counter() - start
       with open(path, 'w') as f:
         json.dump(record, f, indent=2, sort_keys=True)
