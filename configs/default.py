@@ -67,7 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.label_hidden = 128
   model.attributes_hidden = 128     # Attribute encoder / decoder MLP width (two layers).
 
-  # The diffusion decoder (DDPM, epsilon prediction, U-Net conditioned on z).
+  # The diffusion decoder (DDPM, U-Net conditioned on z).
   model.diffusion = diff = ml_collections.ConfigDict()
   diff.schedule = 'linear'          # linear | cosine
   diff.num_timesteps = 1000
@@ -81,6 +81,11 @@ def get_config() -> ml_collections.ConfigDict:
   # weight of t, so every example's squared error carries the same weight; same bound,
   # lower variance: diffusion/schedules.py T_SAMPLINGS). Ignored by the simple loss.
   diff.t_sampling = 'uniform'
+  # What the U-Net predicts: eps | v (velocity sqrt(abar) eps - sqrt(1 - abar) x0, read back
+  # as eps for the samplers and the bound). Under the simple loss v weighs an x0 error by
+  # SNR(t) + 1 instead of SNR(t), so high noise levels, where the layout is decided, still
+  # teach the U-Net the image (diffusion/schedules.py PREDICTIONS).
+  diff.prediction = 'eps'
   diff.shared_unet = True           # One U-Net for all image modalities + modality embedding.
   # With a shared U-Net, estimate the denoising term on this many random image
   # modalities per example, rescaled to stay unbiased (0 = all of them).

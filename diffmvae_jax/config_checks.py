@@ -182,6 +182,7 @@ RULES: dict[str, Rule] = {
     'model.diffusion.schedule': choice(schedules.SCHEDULE_KINDS),
     'model.diffusion.loss': choice(schedules.DIFFUSION_LOSSES),
     'model.diffusion.t_sampling': choice(schedules.T_SAMPLINGS),
+    'model.diffusion.prediction': choice(schedules.PREDICTIONS),
     'model.diffusion.num_timesteps': integer(lo=2),
     'model.diffusion.beta_start': real(0.0, 1.0, lo_open=True, hi_open=True),
     'model.diffusion.beta_end': real(0.0, 1.0, lo_open=True, hi_open=True),

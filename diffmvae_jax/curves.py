@@ -50,7 +50,6 @@ from diffmvae_jax.data import pipeline
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers as classifiers_lib
 from diffmvae_jax.metrics import latent_probe
-from diffmvae_jax.models import decoders as decoders_lib
 from diffmvae_jax.models.diffmvae import DiffMVAE
 
 CURVES_FILE = 'curves.jsonl'
@@ -204,5 +203,5 @@ def _coarse_images(model: DiffMVAE, given: tuple, targets: tuple, variables, bat
   """{target: coarse mean image in [-1, 1] (B, H, W, C)} of the posterior mean given `given`."""
   def fn(module):
     mu, _ = module.posterior(batch, given)
-    return {n: decoders_lib.image_mean('laplace', module.coarse_location(n, mu)) for n in targets}
+    return {n: module.coarse_mean(n, mu) for n in targets}
   return model.apply(variables, method=fn)

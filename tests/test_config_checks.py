@@ -47,7 +47,7 @@ def _bad_values(a_file):
       'model.text.embed_dim': '0', 'model.text.channels': '(64,-1)', 'model.text.hidden': '0',
       'model.label_hidden': '0', 'model.attributes_hidden': '-3',
       'model.diffusion.schedule': 'sigmoid', 'model.diffusion.loss': 'hybrid', 'model.diffusion.num_timesteps': '1',
-      'model.diffusion.t_sampling': 'stratified',
+      'model.diffusion.t_sampling': 'stratified', 'model.diffusion.prediction': 'x0',
       'model.diffusion.beta_start': '0', 'model.diffusion.beta_end': '1.5',
       'model.diffusion.modality_subsample': '-1',
       'model.diffusion.example_subsample': '-2', 'model.diffusion.base_channels': '0',

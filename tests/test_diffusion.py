@@ -77,6 +77,30 @@ def test_q_sample_closed_form_and_loss():
   np.testing.assert_allclose(loss, np.sum(np.asarray(noise) ** 2, axis=(1, 2, 3)), rtol=1e-5)
 
 
+def test_v_parameterisation_against_numpy():
+  """v and eps_from_v against their float64 formulas; eps_from_v inverts v exactly; and a v
+  error is (SNR + 1) times the x0 error it implies, an eps error SNR times (per pixel)."""
+  s = _small_schedule()
+  k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+  x0 = jax.random.uniform(k1, (3, 4, 4, 2), minval=-1, maxval=1)
+  noise = jax.random.normal(k2, x0.shape)
+  t = jnp.array([0, 50, 99], jnp.int32)
+  x_t = schedules.q_sample(s, x0, t, noise)
+  abar = np.cumprod(1 - np.linspace(1e-3, 0.2, T))[np.asarray(t)][:, None, None, None]
+  a, sd = np.sqrt(abar), np.sqrt(1 - abar)
+  v = schedules.v_target(s, x0, t, noise)
+  np.testing.assert_allclose(v, a * np.asarray(noise) - sd * np.asarray(x0), atol=1e-5)
+  np.testing.assert_allclose(schedules.eps_from_v(s, x_t, t, v), noise, atol=1e-5)
+  v_hat = v + 0.1 * jax.random.normal(k3, v.shape)
+  eps_hat = np.asarray(schedules.eps_from_v(s, x_t, t, v_hat), np.float64)
+  np.testing.assert_allclose(eps_hat, a * np.asarray(v_hat) + sd * np.asarray(x_t), atol=1e-5)
+  x0_hat = (np.asarray(x_t, np.float64) - sd * eps_hat) / a
+  snr = (abar / (1 - abar))[:, 0, 0, 0]
+  x0_err = np.sum((x0_hat - np.asarray(x0)) ** 2, axis=(1, 2, 3))
+  np.testing.assert_allclose(schedules.denoising_loss(v, v_hat), (snr + 1) * x0_err, rtol=1e-3)
+  np.testing.assert_allclose(schedules.denoising_loss(noise, eps_hat), snr * x0_err, rtol=1e-3)
+
+
 def test_schedule_is_a_pytree_under_jit():
   s = _small_schedule()
   out = jax.jit(lambda s, t: s.betas[t])(s, jnp.array([3]))

@@ -9,6 +9,7 @@ from configs import polymnist_mopoe
 from configs import test_tiny
 from diffmvae_jax import generate
 from diffmvae_jax.diffusion import samplers
+from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.data.dataset_api import ModalitySpec
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import decoders as decoders_lib
@@ -535,3 +536,70 @@ def test_residual_generation_adds_the_coarse_mean():
                              x0_offset=offset)
   np.testing.assert_allclose(out['m0'], offset + residual, atol=1e-5)
   assert float(jnp.max(jnp.abs(out['m0']))) <= 1.0 + 1e-5
+
+
+def _v_models(shared_unet, loss='simple'):
+  """(eps, v) models with the same parameters (coarse_condition + residual, as the coarse
+  arm's variants)."""
+  out = []
+  for prediction in ('eps', 'v'):
+    config = _config(modalities='m0,m1,label')
+    config.model.diffusion.shared_unet = shared_unet
+    config.model.diffusion.coarse_condition = True
+    config.model.diffusion.residual = True
+    config.model.diffusion.loss = loss
+    config.model.diffusion.prediction = prediction
+    out.append(_model(config))
+  return out
+
+
+@pytest.mark.parametrize('shared_unet', [True, False])
+def test_v_prediction_reads_the_unet_output_as_v(shared_unet):
+  """eps_prediction of a v model is sqrt(abar) out + sqrt(1 - abar) x_t, where out is the same
+  U-Net's raw output (the eps model's eps_prediction with the same parameters)."""
+  (eps_model, params, _), (v_model, params_v, _) = _v_models(shared_unet)
+  assert jax.tree.structure(params) == jax.tree.structure(params_v)
+  params = jax.tree.map(lambda x: x + 0.01, params)
+  z = jax.random.normal(jax.random.PRNGKey(1), (3, eps_model.model_config.latent_dim))
+  x_t = jax.random.normal(jax.random.PRNGKey(2), (3, 28, 28, 3))
+  t = jnp.array([0, 20, 49], jnp.int32)    # test_tiny: T = 50.
+  fn = lambda m: m.apply(params, 'm1', x_t, t, z, method=diffmvae.DiffMVAE.eps_prediction)
+  out, eps = np.asarray(fn(eps_model)), np.asarray(fn(v_model))
+  abar = np.asarray(diffmvae.make_diffusion_schedule(v_model.model_config).alphas_cumprod)
+  abar = abar[np.asarray(t)][:, None, None, None]
+  np.testing.assert_allclose(eps, np.sqrt(abar) * out + np.sqrt(1 - abar) * np.asarray(x_t),
+                             rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('loss', ['simple', 'elbo'])
+def test_v_prediction_loss_by_brute_force(loss):
+  """Per-modality U-Nets: the v model's image term is the squared v error (simple) or the
+  bound of eps_from_v (elbo), with t and noise drawn as _diffusion_nll_rows draws them."""
+  (eps_model, params, mods), (v_model, _, _) = _v_models(False, loss)
+  params = jax.tree.map(lambda x: x + 0.01, params)
+  batch = _batch(mods)
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, v_model.model_config.latent_dim))
+  key = jax.random.PRNGKey(4)
+  schedule = diffmvae.make_diffusion_schedule(v_model.model_config)
+  T = v_model.model_config.diffusion.num_timesteps
+
+  def rows(module):
+    locs = {n: module.coarse_location(n, z) for n in module.diffusion_names}
+    return module._diffusion_nll_rows(batch, z, key, False, locs)
+  got = np.asarray(v_model.apply(params, method=rows))
+
+  _, key_t, key_noise = jax.random.split(key, 3)
+  for i, name in enumerate(('m0', 'm1')):
+    offset = v_model.apply(params, name, z, method=diffmvae.DiffMVAE.residual_offset)
+    x0 = batch[name] - offset
+    t = schedules.sample_t(jax.random.fold_in(key_t, i), T, (4,))
+    noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape)
+    x_t = schedules.q_sample(schedule, x0, t, noise)
+    out = eps_model.apply(params, name, x_t, t, z, method=diffmvae.DiffMVAE.eps_prediction)
+    if loss == 'simple':
+      want = np.sum((np.asarray(schedules.v_target(schedule, x0, t, noise)) - np.asarray(out))
+                    ** 2, axis=(1, 2, 3))
+    else:
+      eps = schedules.eps_from_v(schedule, x_t, t, out)
+      want = np.asarray(schedules.vlb_nll(schedule, x0, t, noise, eps))
+    np.testing.assert_allclose(got[:, i], want, rtol=1e-4)

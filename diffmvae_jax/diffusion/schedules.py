@@ -22,6 +22,12 @@ DIFFUSION_LOSSES = ('simple', 'elbo')
 # weights T * w_t spanning 5-600 (linear T = 1000), so one small-t draw no longer dominates a
 # batch's gradient.
 T_SAMPLINGS = ('uniform', 'importance')
+# What the U-Net's output is read as (model.diffusion.prediction): 'eps', the noise; 'v', the
+# velocity v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022), turned back into
+# eps by eps_from_v so every sampler and the bound are unchanged. With the simple loss, an
+# x_0 error costs SNR(t) times its squared size as an eps error and SNR(t) + 1 times as a v
+# error: v keeps teaching the U-Net x_0 at high noise, where SNR(t) -> 0.
+PREDICTIONS = ('eps', 'v')
 
 
 @flax.struct.dataclass
@@ -158,6 +164,38 @@ def predict_x0_from_eps(schedule: DiffusionSchedule, x_t, t, eps):
   """
   return ((x_t - gather(schedule.sqrt_one_minus_alphas_cumprod, t, x_t.ndim) * eps)
           / gather(schedule.sqrt_alphas_cumprod, t, x_t.ndim))
+
+
+def v_target(schedule: DiffusionSchedule, x0, t, noise):
+  """v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0, the velocity a 'v' U-Net is trained on.
+
+  Args:
+    schedule: DiffusionSchedule.
+    x0: float32 (B, ...) clean data.
+    t: int32 (B,).
+    noise: float32 like x0, the eps that made x_t.
+
+  Returns:
+    float32 like x0.
+  """
+  return (gather(schedule.sqrt_alphas_cumprod, t, x0.ndim) * noise
+          - gather(schedule.sqrt_one_minus_alphas_cumprod, t, x0.ndim) * x0)
+
+
+def eps_from_v(schedule: DiffusionSchedule, x_t, t, v):
+  """eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t (exact, since abar_t + (1 - abar_t) = 1).
+
+  Args:
+    schedule: DiffusionSchedule.
+    x_t: float32 (B, ...) the noised input.
+    t: int32 (B,).
+    v: (B, ...) like x_t, a predicted velocity.
+
+  Returns:
+    float32 like x_t.
+  """
+  return (gather(schedule.sqrt_alphas_cumprod, t, x_t.ndim) * v
+          + gather(schedule.sqrt_one_minus_alphas_cumprod, t, x_t.ndim) * x_t)
 
 
 def denoising_loss(eps, eps_pred):

@@ -37,6 +37,11 @@ from diffmvae_jax.models import unet as unet_lib
 # The KL estimators of the MoPoE term (loss.kl_estimator), in fusion.py.
 KL_ESTIMATORS = ('subset_average', 'mixture_mc')
 
+def coarse_image(location):
+  """The coarse decoder's mean image (B, H, W, C) in [-1, 1] from its Laplace location."""
+  return decoders_lib.image_mean('laplace', location)
+
+
 def make_diffusion_schedule(model_config) -> schedules.DiffusionSchedule:
   d = model_config.diffusion
   return schedules.make_schedule(d.schedule, d.num_timesteps, beta_start=d.beta_start,
@@ -180,19 +185,23 @@ class DiffMVAE(nn.Module):
     """The coarse decoder's Laplace location (B, H, W, C), images in [0, 1], from z (B, D)."""
     return self.coarse_decoders[name](z)
 
+  def coarse_mean(self, name, z):
+    """c(z) (B, H, W, C) in [-1, 1]: the coarse decoder's mean image of z (B, D)."""
+    return coarse_image(self.coarse_location(name, z))
+
   def residual_offset(self, name, z):
     """c(z) (B, H, W, C) in [-1, 1]: the coarse mean image the diffusion of modality `name`
     is taken about under model.diffusion.residual (image = c(z) + residual); zeros without."""
     m = next(m for m in self.modalities if m.name == name)
     if not self.residual:
       return jnp.zeros((z.shape[0],) + tuple(m.shape), jnp.float32)
-    return decoders_lib.image_mean('laplace', self.coarse_location(name, z))
+    return self.coarse_mean(name, z)
 
   def _unet_input(self, x_t, coarse_location):
     """x_t, with the coarse mean image in [-1, 1] as extra channels under coarse_condition."""
     if not self.model_config.diffusion.get('coarse_condition', False):
       return x_t
-    coarse = decoders_lib.image_mean('laplace', coarse_location).astype(x_t.dtype)
+    coarse = coarse_image(coarse_location).astype(x_t.dtype)
     return jnp.concatenate([x_t, coarse], axis=-1)
 
   def eps_prediction(self, name, x_t, t, z, train=False):
@@ -202,14 +211,26 @@ class DiffMVAE(nn.Module):
     of z (recomputed here, so every sampler conditions on z alone). Under
     model.diffusion.residual, x_t is the noised residual x - residual_offset(name, z).
 
+    Under model.diffusion.prediction = 'v' the U-Net's output is read as v and turned into
+    eps here (schedules.eps_from_v), so every sampler sees eps.
+
     Args: x_t (B, H, W, C); t (B,) int32; z (B, D). Returns: (B, H, W, C).
     """
+    unet_in = x_t
     if self.model_config.diffusion.get('coarse_condition', False):
-      x_t = self._unet_input(x_t, self.coarse_location(name, z))
+      unet_in = self._unet_input(x_t, self.coarse_location(name, z))
     if self.model_config.diffusion.shared_unet:
       modality_id = jnp.full((x_t.shape[0],), self.diffusion_names.index(name), jnp.int32)
-      return self.unet(x_t, t, z, modality_id, train=train)
-    return self.unets[name](x_t, t, z, None, train=train)
+      out = self.unet(unet_in, t, z, modality_id, train=train)
+    else:
+      out = self.unets[name](unet_in, t, z, None, train=train)
+    return self._eps_from_output(make_diffusion_schedule(self.model_config), x_t, t, out)
+
+  def _eps_from_output(self, schedule, x_t, t, out):
+    """The U-Net's output `out` (B, H, W, C) as eps, per model.diffusion.prediction."""
+    if self.model_config.diffusion.get('prediction', 'eps') == 'v':
+      return schedules.eps_from_v(schedule, x_t, t, out)
+    return out
 
   def decode_feedforward(self, name, z):
     """The feed-forward decoder's output for modality `name`.
@@ -244,11 +265,20 @@ class DiffMVAE(nn.Module):
       return None
     return schedules.t_proposal(schedule, d.get('t_sampling', 'uniform'))
 
-  def _image_nll(self, schedule, x0, t, noise, eps, proposal):
-    """(B,) image term per model.diffusion.loss: 'simple' (DESIGN §2.4) or 'elbo' (nats)."""
-    if self.model_config.diffusion.get('loss', 'simple') == 'elbo':
+  def _image_nll(self, schedule, x0, x_t, t, noise, out, proposal):
+    """(B,) image term per model.diffusion.loss: 'simple' (DESIGN §2.4) or 'elbo' (nats).
+
+    `out` is the U-Net's raw output. Under prediction 'v' the simple loss is the squared v
+    error; the bound is the same bound whatever the output is read as (eps from v).
+    """
+    d = self.model_config.diffusion
+    v_output = d.get('prediction', 'eps') == 'v'
+    if d.get('loss', 'simple') == 'elbo':
+      eps = self._eps_from_output(schedule, x_t, t, out)
       return schedules.vlb_nll(schedule, x0, t, noise, eps, proposal)
-    return schedules.denoising_loss(noise, eps)
+    if v_output:
+      return schedules.denoising_loss(schedules.v_target(schedule, x0, t, noise), out)
+    return schedules.denoising_loss(noise, out)
 
   def _diffusion_nll(self, batch, z, key, train, coarse_locations):
     """Denoising losses (B, n_diffusion) of the diffusion-decoded modalities.
@@ -287,17 +317,17 @@ class DiffMVAE(nn.Module):
       for i, name in enumerate(names):
         x0 = batch[name]
         if self.residual:
-          x0 = x0 - decoders_lib.image_mean('laplace', coarse_locations[name])
+          x0 = x0 - coarse_image(coarse_locations[name])
         t = schedules.sample_t(jax.random.fold_in(key_t, i), cfg.num_timesteps,
                                (batch_size,), proposal)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
         x_t = schedules.q_sample(schedule, x0, t, noise)
         if coarse_locations is not None:
           x_t_in = self._unet_input(x_t, coarse_locations[name])
-          eps = self.unets[name](x_t_in, t, z, None, train=train)
         else:
-          eps = self.eps_prediction(name, x_t, t, z, train)
-        per_mod.append(self._image_nll(schedule, x0, t, noise, eps, proposal))
+          x_t_in = x_t
+        out = self.unets[name](x_t_in, t, z, None, train=train)
+        per_mod.append(self._image_nll(schedule, x0, x_t, t, noise, out, proposal))
       return jnp.stack(per_mod, axis=1)
     # Shared U-Net: one call over (B * k) images; k random modalities per example.
     k = cfg.modality_subsample if 0 < cfg.modality_subsample < n else n
@@ -315,16 +345,15 @@ class DiffMVAE(nn.Module):
       locs = jnp.take_along_axis(locs, chosen[:, :, None, None, None], axis=1)
       locs = locs.reshape(x0.shape)
       if self.residual:
-        x0 = x0 - decoders_lib.image_mean('laplace', locs)
+        x0 = x0 - coarse_image(locs)
     t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
     noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
     x_t = schedules.q_sample(schedule, x0, t, noise)
-    if locs is not None:
-      x_t = self._unet_input(x_t, locs)
+    x_t_in = x_t if locs is None else self._unet_input(x_t, locs)
     z_rep = jnp.repeat(z, k, axis=0)
-    eps = self.unet(x_t, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
-    losses = (self._image_nll(schedule, x0, t, noise, eps, proposal).reshape(batch_size, k)
-              * (n / k))
+    out = self.unet(x_t_in, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
+    losses = (self._image_nll(schedule, x0, x_t, t, noise, out, proposal)
+              .reshape(batch_size, k) * (n / k))
     rows = jnp.arange(batch_size)[:, None]
     return jnp.zeros((batch_size, n), losses.dtype).at[rows, chosen].add(losses)
 
