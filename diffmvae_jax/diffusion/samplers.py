@@ -139,18 +139,35 @@ def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
   def body(i, x):
     t = jnp.full((batch,), ts[i], jnp.int32)
     t_prev = jnp.full((batch,), ts_prev[i], jnp.int32)
-    eps = eps_fn(x, t)
-    x0 = predict_x0_from_eps(schedule, x, t, eps)
-    if clip_x0:
-      x0 = clip_prediction(x0, clip_x0, x0_offset)
-      eps = ((x - gather(schedule.sqrt_alphas_cumprod, t, x.ndim) * x0)
-             / gather(schedule.sqrt_one_minus_alphas_cumprod, t, x.ndim))
-    c_x0, c_eps, sigma = ddim_coefficients(schedule, t, t_prev, eta)
     noise = jax.random.normal(jax.random.fold_in(step_key, i), x.shape, x.dtype)
-    expand = lambda c: c.reshape((batch,) + (1,) * (x.ndim - 1))
-    return expand(c_x0) * x0 + expand(c_eps) * eps + expand(sigma) * noise
+    return ddim_step(eps_fn, schedule, x, t, t_prev, noise, eta, clip_x0, x0_offset)[0]
 
   return jax.lax.fori_loop(0, num_steps, body, x_init)
+
+
+def ddim_step(eps_fn: EpsFn, schedule: DiffusionSchedule, x, t, t_prev, noise, eta: float,
+              clip_x0: bool = True, x0_offset=None):
+  """One DDIM update from x_t to x_{t_prev} (ddim_sample's loop body).
+
+  Args:
+    eps_fn, schedule, eta, clip_x0, x0_offset: as for ddim_sample.
+    x: float32 (B, ...) x_t.
+    t, t_prev: int32 (B,); t_prev = -1 means the clean data.
+    noise: float32 like x, standard normal (used when eta > 0).
+
+  Returns:
+    (x_prev, x0_hat): float32 like x each; x0_hat is the (clipped) prediction of x_0 the
+    update moved towards (a residual's, when x0_offset is given).
+  """
+  eps = eps_fn(x, t)
+  x0 = predict_x0_from_eps(schedule, x, t, eps)
+  if clip_x0:
+    x0 = clip_prediction(x0, clip_x0, x0_offset)
+    eps = ((x - gather(schedule.sqrt_alphas_cumprod, t, x.ndim) * x0)
+           / gather(schedule.sqrt_one_minus_alphas_cumprod, t, x.ndim))
+  c_x0, c_eps, sigma = ddim_coefficients(schedule, t, t_prev, eta)
+  expand = lambda c: c.reshape(c.shape + (1,) * (x.ndim - 1))
+  return expand(c_x0) * x0 + expand(c_eps) * eps + expand(sigma) * noise, x0
 
 
 def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
