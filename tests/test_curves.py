@@ -1,16 +1,23 @@
-"""Learning curves during training (curves.py) and their plot (benchmarks/plot_curves.py)."""
+"""Learning curves during training (curves.py), their plot (benchmarks/plot_curves.py) and
+the sampler trajectory benchmark (benchmarks/x0_trajectory.py)."""
 
 import json
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from diffmvae_jax import curves as curves_lib
 from diffmvae_jax import parallel
 from diffmvae_jax import train
+from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.metrics import classifiers
+from diffmvae_jax.models.diffmvae import DiffMVAE
+from diffmvae_jax.models.diffmvae import make_diffusion_schedule
 from diffmvae_jax.tasks import classifiers as classifier_training
 from diffmvae_jax.tasks import vae
 
@@ -18,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 'benchmarks'))
 import curve_point  # pylint: disable=g-import-not-at-top
 import plot_curves  # pylint: disable=g-import-not-at-top
+import x0_trajectory  # pylint: disable=g-import-not-at-top
 
 
 def _curve_config(tiny_config, classifier_dir):
@@ -120,3 +128,36 @@ def test_coarse_coherence_is_the_coarse_images_classified(tiny_config, classifie
   plain = vae.build_model(config)
   assert 'coarse_coherence/given_1' not in curves_lib.CurveLogger(plain, config, 'unused',
                                                                   mesh).measure(state.params)
+
+
+def test_x0_trajectory_ends_at_the_ddim_sample(tiny_config, classifier_dir, tmp_path):
+  """benchmarks/x0_trajectory.py on a residual diffusion model: its last x0_hat is
+  ddim_sample's image (plus c(z)) for the same key, and the figures are fractions."""
+  config = _curve_config(tiny_config, classifier_dir)
+  config.model.decoders.image = 'diffusion'
+  config.model.diffusion.residual = True
+  config.model.diffusion.prediction = 'v'
+  config.train.num_steps, config.train.curve_every = 1, 0
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  result = x0_trajectory.measure(config, workdir, num_steps=3)
+  assert result['pairs'] == ['m1->m0', 'label->m0', 'm0->m1', 'label->m1']
+  assert len(result['t']) == len(result['coherence']) == 3 and result['t'][0] > result['t'][-1]
+  assert result['agrees_with_final'][-1] == 1.0
+  for v in result['coherence'] + [result['coarse_coherence']]:
+    assert 0.0 <= v <= 1.0
+
+  model, state, _ = vae.restore_vae(config, workdir)
+  params = {'params': vae.sampling_params(config, state)}
+  batch = {'m0': jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 3)),
+                             jnp.float32)}
+  key = jax.random.PRNGKey(7)
+  fn, _ = x0_trajectory.make_trajectory_fn(model, 'm0', 'm1', 3)
+  x0_hats, coarse = fn(params, batch, key)
+  z, _ = model.apply(params, batch, ('m0',), method=DiffMVAE.posterior)
+  offset = model.apply(params, 'm1', z, method=DiffMVAE.residual_offset)
+  eps_fn = lambda x_t, t: model.apply(params, 'm1', x_t, t, z, method=DiffMVAE.eps_prediction)
+  image = samplers.ddim_sample(eps_fn, make_diffusion_schedule(model.model_config), key,
+                               (4, 28, 28, 3), 3, x0_offset=offset)
+  np.testing.assert_allclose(x0_hats[-1], image + offset, atol=1e-5)
+  np.testing.assert_allclose(coarse, offset, atol=1e-6)
