@@ -7,8 +7,8 @@
 
 (pass the run's own --config overrides, as for --mode=eval). Restores the latest checkpoint
 (or --step) and, on the learning curves' `train.curve_num` test examples, conditions each
-diffusion-decoded image on each other single modality (z = the posterior mean, as the
-curves do) and runs deterministic DDIM with --steps steps. At every step it classifies the
+diffusion-decoded image on each other single modality (z = the posterior mean, where the
+curves draw z from the posterior; the curves' coarse images use the mean too) and runs deterministic DDIM with --steps steps. At every step it classifies the
 sampler's prediction of the clean image, x0_hat (plus c(z) under model.diffusion.residual),
 and reports, averaged over the (given, target) pairs:
 
