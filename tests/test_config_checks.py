@@ -135,6 +135,7 @@ def test_name_tables_match_their_modules():
                                     'protocol_polymnist.py:diffusion_simple',
                                     'protocol_polymnist.py:diffusion_importance',
                                     'protocol_polymnist.py:diffusion_coarse',
+                                    'protocol_polymnist.py:diffusion_residual_v',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
@@ -243,3 +244,13 @@ def test_cli_subprocess_one_line_and_checkpoints_untouched(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(starts), proc.stderr
   assert sorted(str(p) for p in workdir.rglob('*')) == before
   assert (saved / 'state').read_bytes() == b'checkpoint bytes'
+
+
+def test_residual_v_arm_is_the_coarse_arm_with_the_readme_overrides():
+  """configs/protocol_polymnist.py:diffusion_residual_v is exactly the config README's
+  v-prediction runs were trained with (:diffusion_coarse plus four overrides)."""
+  from configs import protocol_polymnist
+  coarse = protocol_polymnist.get_config('diffusion_coarse')
+  d = coarse.model.diffusion
+  d.coarse_weight, d.loss, d.residual, d.prediction = 4.0, 'simple', True, 'v'
+  assert protocol_polymnist.get_config('diffusion_residual_v').to_dict() == coarse.to_dict()
