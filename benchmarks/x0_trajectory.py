@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top
 from diffmvae_jax import curves as curves_lib
 from diffmvae_jax import eval_tasks
+from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
 from diffmvae_jax import rng
 from diffmvae_jax.diffusion import samplers
@@ -60,12 +61,15 @@ def define_flags():
   flags.mark_flags_as_required(['config'])
 
 
-def make_trajectory_fn(model: DiffMVAE, given: str, target: str, num_steps: int):
+def make_trajectory_fn(model: DiffMVAE, given: str, target: str, num_steps: int,
+                       guidance: float = 0.0):
   """trajectory(params, batch, key) -> (x0_hats (S, B, H, W, C), coarse (B, H, W, C) or None).
 
   x0_hats[i] is step i's clean-image prediction in image space (c(z) added for a residual
   model); the last one is the final sample, samplers.ddim_sample's (eta 0) with the same key.
+  guidance: sample.guidance (generate.make_eps_fn).
   """
+  guidance = generate_lib.check_guidance(model, guidance)
   schedule = make_diffusion_schedule(model.model_config)
   ts = samplers.ddim_timesteps(schedule.num_timesteps, num_steps)
   ts_prev = np.concatenate([ts[1:], [-1]]).astype(np.int32)
@@ -73,8 +77,7 @@ def make_trajectory_fn(model: DiffMVAE, given: str, target: str, num_steps: int)
 
   def trajectory(params, batch, key):
     z, _ = model.apply(params, batch, (given,), method=DiffMVAE.posterior)
-    eps_fn = lambda x_t, t: model.apply(params, target, x_t, t, z,
-                                        method=DiffMVAE.eps_prediction)
+    eps_fn = generate_lib.make_eps_fn(model, params, target, z, guidance)
     offset = model.apply(params, target, z, method=DiffMVAE.residual_offset)
     coarse = (model.apply(params, target, z, method=DiffMVAE.coarse_mean)
               if model.uses_coarse else None)
@@ -106,7 +109,8 @@ def measure(config, workdir: str, step: int | None = None, num_steps: int = 10) 
     for given in model.names:
       if given == target:
         continue
-      fn, ts = make_trajectory_fn(model, given, target, num_steps)
+      fn, ts = make_trajectory_fn(model, given, target, num_steps,
+                                  config.sample.get('guidance', 0.0))
       x0_hats, coarse = fn(params, logger.inputs, jax.random.fold_in(key, len(pairs)))
       preds = np.stack([classify(target, x) for x in x0_hats])
       preds = preds[:, valid]
@@ -118,7 +122,8 @@ def measure(config, workdir: str, step: int | None = None, num_steps: int = 10) 
       pairs.append(f'{given}->{target}')
   if not pairs:
     raise ValueError('No diffusion-decoded modality with a classifier: nothing to trace.')
-  out = {'step': int(restored), 'ddim_steps': num_steps, 't': ts, 'pairs': pairs,
+  out = {'step': int(restored), 'ddim_steps': num_steps,
+         'guidance': float(config.sample.get('guidance', 0.0)), 't': ts, 'pairs': pairs,
          'num_examples': int(np.sum(valid)),
          'coherence': [round(float(v), 4) for v in np.mean(coherence, axis=0)],
          'agrees_with_final': [round(float(v), 4) for v in np.mean(agreement, axis=0)]}

@@ -199,6 +199,7 @@ RULES: dict[str, Rule] = {
     'model.diffusion.coarse_weight': real(0.0),
     'model.diffusion.coarse_condition': boolean(),
     'model.diffusion.residual': boolean(),
+    'model.diffusion.z_dropout': real(0.0, 1.0, hi_open=True),
     # loss
     'loss.beta': real(0.0, why=' (the KL weight; < 0 would maximise the KL)'),
     'loss.kl_estimator': choice(KL_ESTIMATORS),
@@ -219,6 +220,7 @@ RULES: dict[str, Rule] = {
     'sample.sampler': choice(diffusion_samplers.SAMPLER_NAMES),
     'sample.steps': _POS,
     'sample.eta': real(0.0),
+    'sample.guidance': real(0.0),
     'sample.use_ema': boolean(),
     'sample.prior': choice(SAMPLE_PRIORS),
     # eval
@@ -291,6 +293,10 @@ def _cross_key_checks(config) -> None:
   if s.sampler != 'ddpm' and s.steps > d.num_timesteps:
     _fail('sample.steps', s.steps, f'must be <= model.diffusion.num_timesteps '
           f'({d.num_timesteps}) for sample.sampler={s.sampler}')
+  if s.get('guidance', 0.0) > 0 and not d.get('z_dropout', 0.0) > 0:
+    _fail('sample.guidance', s.guidance, 'needs model.diffusion.z_dropout > 0 (the '
+          'unconditional branch guidance extrapolates from is trained only then); set '
+          'sample.guidance=0 or train with model.diffusion.z_dropout=0.1')
   t = config.get('train', {})
   if t.get('curve_every') and t.get('curve_sampler_steps', 0) > d.num_timesteps:
     _fail('train.curve_sampler_steps', t.curve_sampler_steps, f'must be <= '

@@ -29,7 +29,8 @@ task is computed from one generation pass (eval_tasks.run_pass), and stored per 
 in ``<workdir>/eval/step_<step>/given_<S>.npz`` / ``unconditional_<prior>.npz`` with the
 settings it was computed with: an interrupted evaluation resumes, a rerun reuses what is
 unchanged, and a changed setting recomputes. Figures and their provenance go to
-``<workdir>/eval/step_<step>/metrics_<sample.prior>.json`` and TensorBoard. Run it with
+``<workdir>/eval/step_<step>/metrics_<sample.prior>.json`` (``metrics_<sample.prior>_guidance<w>
+.json`` under sample.guidance = w > 0) and TensorBoard. Run it with
 ``--config.sample.prior=gaussian`` and ``=sde`` to compare the two priors on the same
 checkpoint (the conditional tasks are shared).
 """
@@ -53,6 +54,13 @@ from diffmvae_jax.metrics import latent_gap as latent_gap_lib
 from diffmvae_jax.tasks import score_prior
 from diffmvae_jax.tasks import vae
 
+
+
+def metrics_file_name(sample_config) -> str:
+  """metrics_<prior>.json, or metrics_<prior>_guidance<w>.json under sample.guidance w > 0."""
+  guidance = float(sample_config.get('guidance', 0.0))
+  tag = f'_guidance{guidance:g}' if guidance else ''
+  return f'metrics_{sample_config.prior}{tag}.json'
 
 
 def subset_tag(given) -> str:
@@ -176,6 +184,8 @@ class Evaluator:
           'rng': rng.SCHEME, 'batch_size': int(e.batch_size)}
     if part.generates:
       fp['sampler'] = (s.sampler, int(s.steps), float(s.eta))
+      if s.get('guidance', 0.0):
+        fp['guidance'] = float(s.guidance)
     if unconditional:
       fp['num'] = int(e.unconditional_num)
       fp['prior'] = s.prior
@@ -212,7 +222,7 @@ class Evaluator:
     record = {'results': results,
               'provenance': self._provenance(), 'skipped': dict(plan.skipped)}
     if eval_tasks.is_lead():
-      path = os.path.join(self.out_dir, f'metrics_{self.config.sample.prior}.json')
+      path = os.path.join(self.out_dir, metrics_file_name(self.config.sample))
       with open(path + '.tmp', 'w') as f:
         json.dump(record, f, indent=2, sort_keys=True)
       os.replace(path + '.tmp', path)
@@ -234,7 +244,8 @@ class Evaluator:
         'unconditional_num': self.config.eval.unconditional_num,
         'sampler': s.sampler,
         'sampler_steps': s.steps if s.sampler != 'ddpm' else None,
-        'eta': s.eta, 'ema': s.use_ema, 'prior': s.prior,
+        'eta': s.eta, 'guidance': float(s.get('guidance', 0.0)), 'ema': s.use_ema,
+        'prior': s.prior,
         'preprocessing': 'images scaled to [-1, 1] for the model, [0, 1] for Inception',
         'checkpoint_step': self.step, 'seed': self.config.seed, 'rng': rng.SCHEME,
         'modalities': [(m.name, m.decoder) for m in self.model.modalities],

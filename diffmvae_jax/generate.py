@@ -3,7 +3,8 @@
 Conditional generation for a set S of given modalities draws
 z ~ q_S(z | X_S), the product of the given experts (DESIGN.md §2.6), then decodes
 every modality from z: diffusion decoders run a DDIM, DPM-Solver++ (2M) or ancestral DDPM sampler
-(lax loops, jit-compiled, deterministic for a key), feed-forward decoders return
+(lax loops, jit-compiled, deterministic for a key), optionally with classifier-free guidance
+on z (sample.guidance, make_eps_fn), feed-forward decoders return
 their mean (images), their Bernoulli probabilities (masks, attributes), or argmax
 (captions, labels).
 
@@ -37,6 +38,52 @@ def parse_given(given: str, model: DiffMVAE) -> tuple:
   return names
 
 
+def check_guidance(model: DiffMVAE, guidance: float) -> float:
+  """Returns sample.guidance as a float, or raises ConfigError when the model cannot guide."""
+  guidance = float(guidance)
+  if guidance < 0:
+    raise ConfigError(f'sample.guidance must be >= 0 (0 = no guidance), got {guidance}.')
+  if guidance > 0 and model.diffusion_names and not (
+      model.model_config.diffusion.get('z_dropout', 0.0) > 0):
+    raise ConfigError(
+        f'sample.guidance={guidance} needs a model trained with model.diffusion.z_dropout > 0 '
+        '(the unconditional branch guidance extrapolates from); this one was trained with 0. '
+        'Set sample.guidance=0, or train with e.g. --config.model.diffusion.z_dropout=0.1.')
+  return guidance
+
+
+def make_eps_fn(model: DiffMVAE, params, name: str, z, guidance: float = 0.0) -> Callable:
+  """eps(x_t, t) of modality `name`'s diffusion decoder given z (B, D), for the samplers.
+
+  With guidance w > 0 (classifier-free guidance on z, Ho & Salimans 2022) it is
+  (1 + w) eps(x_t, t, z) - w eps(x_t, t, no z): both branches in one U-Net call over 2B
+  rows, the second with z (and the coarse image of z) left out as in training under
+  model.diffusion.z_dropout. w = 0 is the plain conditional eps.
+
+  Args:
+    model, params: the DiffMVAE and its variables ({'params': ...}).
+    name: a diffusion-decoded modality.
+    z: float32 (B, D).
+    guidance: w >= 0 (check_guidance).
+
+  Returns:
+    eps_fn(x_t (B, H, W, C), t (B,) int32) -> float32 (B, H, W, C).
+  """
+  if not guidance:
+    return lambda x_t, t: model.apply(params, name, x_t, t, z, method=DiffMVAE.eps_prediction)
+  num = z.shape[0]
+  z_keep = jnp.concatenate([jnp.ones((num,), jnp.float32), jnp.zeros((num,), jnp.float32)])
+  z_both = jnp.concatenate([z, z])
+
+  def eps_fn(x_t, t):
+    both = model.apply(params, name, jnp.concatenate([x_t, x_t]), jnp.concatenate([t, t]),
+                       z_both, z_keep=z_keep, method=DiffMVAE.eps_prediction)
+    eps_cond, eps_uncond = both[:num], both[num:]
+    return (1.0 + guidance) * eps_cond - guidance * eps_uncond
+
+  return eps_fn
+
+
 def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None = None
                    ) -> Callable:
   """Returns decode(params, z, key) -> {name: sample} for `names` (default: all).
@@ -45,7 +92,8 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
   float32 (B, K) as probabilities in [0, 1] (sigmoid of the logits; threshold at 0.5 for
   binary values); captions int32 (B, L); labels int32 (B,). Modality i always uses
   fold_in(key, i), so a sample does not depend on which other modalities are decoded
-  with it.
+  with it. sample_config.guidance (default 0) guides the diffusion decoders on z
+  (make_eps_fn).
   """
   names = tuple(model.names if names is None else names)
   schedule = (make_diffusion_schedule(model.model_config)
@@ -53,6 +101,7 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
   if sample_config.sampler not in samplers.SAMPLER_NAMES:
     raise ConfigError(f'Unknown sample.sampler {sample_config.sampler!r}; use one of '
                       f'{", ".join(samplers.SAMPLER_NAMES)}.')
+  guidance = check_guidance(model, sample_config.get('guidance', 0.0))
 
   def decode(params, z, key):
     out = {}
@@ -60,8 +109,7 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
       if m.name not in names:
         continue
       if m.decoder == 'diffusion':
-        def eps_fn(x_t, t, name=m.name):
-          return model.apply(params, name, x_t, t, z, method=DiffMVAE.eps_prediction)
+        eps_fn = make_eps_fn(model, params, m.name, z, guidance)
         shape = (z.shape[0],) + tuple(m.shape)
         key_m = jax.random.fold_in(key, i)
         offset = None

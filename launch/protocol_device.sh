@@ -57,7 +57,7 @@ if [ "$DRY" = 1 ]; then
     --config.prior.warmup_steps=1 --config.prior.checkpoint_every=1 --config.prior.width=16
     --config.prior.depth=1 --config.prior.embed_dim=8 --config.prior.log_every=1"
 else
-  STEPS="${STEPS:-mopoe=30000,diffusion=30000,diffusion_importance=30000,diffusion_simple=30000,diffusion_coarse=30000,diffusion_residual_v=30000}"
+  STEPS="${STEPS:-mopoe=30000,diffusion=30000,diffusion_importance=30000,diffusion_simple=30000,diffusion_coarse=30000,diffusion_residual_v=30000,diffusion_residual_v_guided=30000}"
   TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-150}"
   # Curves every 3000 steps on 500 test examples; checkpoints every 3000 (SIGTERM saves too).
   EXTRA="$COMMON --config.eval.num_examples=1000 --config.eval.unconditional_num=1000

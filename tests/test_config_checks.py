@@ -55,6 +55,7 @@ def _bad_values(a_file):
       'model.diffusion.attention_resolutions': '(7,-1)', 'model.diffusion.num_groups': '0',
       'model.diffusion.dropout': '1.0', 'model.diffusion.compute_dtype': 'float16',
       'model.diffusion.coarse_weight': '-0.5',
+      'model.diffusion.z_dropout': '1.0',
       'loss.beta': '-1', 'loss.kl_estimator': 'iwae', 'loss.subset_sampling': 'chunks',
       'train.num_steps': '-1', 'train.batch_size': '0', 'train.learning_rate': 'nan',
       'train.warmup_steps': '-1', 'train.end_learning_rate_factor': '-0.1',
@@ -65,6 +66,7 @@ def _bad_values(a_file):
       'train.curve_sampler_steps': '0',
       'sample.num': '0', 'sample.sampler': 'euler', 'sample.steps': '0', 'sample.eta': '-1',
       'sample.prior': 'flow',
+      'sample.guidance': '-1',
       'eval.step': '-2', 'eval.split': 'dev', 'eval.num_examples': '-1',
       'eval.batch_size': '0', 'eval.metrics': 'coherence,accuracy',
       'eval.classifier_dir': a_file, 'eval.classifier_steps': '0',
@@ -136,6 +138,7 @@ def test_name_tables_match_their_modules():
                                     'protocol_polymnist.py:diffusion_importance',
                                     'protocol_polymnist.py:diffusion_coarse',
                                     'protocol_polymnist.py:diffusion_residual_v',
+                                    'protocol_polymnist.py:diffusion_residual_v_guided',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
@@ -254,3 +257,6 @@ def test_residual_v_arm_is_the_coarse_arm_with_the_readme_overrides():
   d = coarse.model.diffusion
   d.coarse_weight, d.loss, d.residual, d.prediction = 4.0, 'simple', True, 'v'
   assert protocol_polymnist.get_config('diffusion_residual_v').to_dict() == coarse.to_dict()
+  coarse.model.diffusion.z_dropout, coarse.sample.guidance = 0.1, 2.0
+  guided = protocol_polymnist.get_config('diffusion_residual_v_guided')
+  assert guided.to_dict() == coarse.to_dict()

@@ -14,6 +14,8 @@ diffusion-decoded image also has a feed-forward coarse decoder whose Laplace NLL
 loss (not the ELBO) with weight lambda_m * coarse_weight, 'coarse_nll/<m>' in the terms.
 With model.diffusion.residual the diffusion decoder models x - c(z), the residual about the
 coarse decoder's mean image c(z) (exact: the shift has Jacobian 1), and samples c(z) + r.
+With model.diffusion.z_dropout = p > 0, training drops z from the U-Net's input for a
+fraction p of rows (the unconditional branch that sample.guidance needs).
 z ~ q(z | X), the MoPoE mixture; gradients reach the
 encoders through z (end to end). With every image decoder feed-forward the same
 module is the MoPoE-VAE baseline of Sutter et al. 2021.
@@ -197,14 +199,32 @@ class DiffMVAE(nn.Module):
       return jnp.zeros((z.shape[0],) + tuple(m.shape), jnp.float32)
     return self.coarse_mean(name, z)
 
-  def _unet_input(self, x_t, coarse_location):
-    """x_t, with the coarse mean image in [-1, 1] as extra channels under coarse_condition."""
+  def _unet_input(self, x_t, coarse_location, z_keep=None):
+    """x_t, with the coarse mean image in [-1, 1] as extra channels under coarse_condition.
+
+    Rows with z_keep 0 (the unconditional branch of guidance) get zeros there: the coarse
+    image is a function of z, so it is dropped with z.
+    """
     if not self.model_config.diffusion.get('coarse_condition', False):
       return x_t
     coarse = coarse_image(coarse_location).astype(x_t.dtype)
+    if z_keep is not None:
+      coarse = coarse * z_keep.astype(coarse.dtype)[:, None, None, None]
     return jnp.concatenate([x_t, coarse], axis=-1)
 
-  def eps_prediction(self, name, x_t, t, z, train=False):
+  def _z_keep(self, key, num_rows, train):
+    """float32 (num_rows,) of 1 (the U-Net sees z) and 0 (it does not) or None.
+
+    In training with model.diffusion.z_dropout = p > 0 each row drops z with probability p,
+    so the same U-Net also learns the unconditional eps(x_t, t) that classifier-free
+    guidance (sample.guidance) extrapolates away from. None otherwise (every row sees z).
+    """
+    p = self.model_config.diffusion.get('z_dropout', 0.0)
+    if not train or p <= 0:
+      return None
+    return jax.random.bernoulli(key, 1.0 - p, (num_rows,)).astype(jnp.float32)
+
+  def eps_prediction(self, name, x_t, t, z, train=False, z_keep=None):
     """eps_theta(x_t, t, z) of the diffusion decoder of modality `name`.
 
     With model.diffusion.coarse_condition the U-Net also sees the coarse decoder's mean image
@@ -214,16 +234,21 @@ class DiffMVAE(nn.Module):
     Under model.diffusion.prediction = 'v' the U-Net's output is read as v and turned into
     eps here (schedules.eps_from_v), so every sampler sees eps.
 
-    Args: x_t (B, H, W, C); t (B,) int32; z (B, D). Returns: (B, H, W, C).
+    Args:
+      x_t (B, H, W, C); t (B,) int32; z (B, D).
+      z_keep: float32 (B,): 0 leaves z (and the coarse image of z) out of the row's U-Net
+        input, the unconditional branch of guidance (model.diffusion.z_dropout); None = 1.
+
+    Returns: (B, H, W, C).
     """
     unet_in = x_t
     if self.model_config.diffusion.get('coarse_condition', False):
-      unet_in = self._unet_input(x_t, self.coarse_location(name, z))
+      unet_in = self._unet_input(x_t, self.coarse_location(name, z), z_keep)
     if self.model_config.diffusion.shared_unet:
       modality_id = jnp.full((x_t.shape[0],), self.diffusion_names.index(name), jnp.int32)
-      out = self.unet(unet_in, t, z, modality_id, train=train)
+      out = self.unet(unet_in, t, z, modality_id, train=train, z_keep=z_keep)
     else:
-      out = self.unets[name](unet_in, t, z, None, train=train)
+      out = self.unets[name](unet_in, t, z, None, train=train, z_keep=z_keep)
     return self._eps_from_output(make_diffusion_schedule(self.model_config), x_t, t, out)
 
   def _eps_from_output(self, schedule, x_t, t, out):
@@ -311,6 +336,7 @@ class DiffMVAE(nn.Module):
     schedule = make_diffusion_schedule(self.model_config)
     batch_size = z.shape[0]
     key_pick, key_t, key_noise = jax.random.split(key, 3)
+    key_keep = jax.random.fold_in(key, 7)    # Only drawn under z_dropout; the rest as before.
     proposal = self._t_proposal(schedule)
     if not cfg.shared_unet:
       per_mod = []
@@ -322,11 +348,12 @@ class DiffMVAE(nn.Module):
                                (batch_size,), proposal)
         noise = jax.random.normal(jax.random.fold_in(key_noise, i), x0.shape, x0.dtype)
         x_t = schedules.q_sample(schedule, x0, t, noise)
+        z_keep = self._z_keep(jax.random.fold_in(key_keep, i), batch_size, train)
         if coarse_locations is not None:
-          x_t_in = self._unet_input(x_t, coarse_locations[name])
+          x_t_in = self._unet_input(x_t, coarse_locations[name], z_keep)
         else:
           x_t_in = x_t
-        out = self.unets[name](x_t_in, t, z, None, train=train)
+        out = self.unets[name](x_t_in, t, z, None, train=train, z_keep=z_keep)
         per_mod.append(self._image_nll(schedule, x0, x_t, t, noise, out, proposal))
       return jnp.stack(per_mod, axis=1)
     # Shared U-Net: one call over (B * k) images; k random modalities per example.
@@ -349,9 +376,11 @@ class DiffMVAE(nn.Module):
     t = schedules.sample_t(key_t, cfg.num_timesteps, (batch_size * k,), proposal)
     noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
     x_t = schedules.q_sample(schedule, x0, t, noise)
-    x_t_in = x_t if locs is None else self._unet_input(x_t, locs)
+    z_keep = self._z_keep(key_keep, batch_size * k, train)
+    x_t_in = x_t if locs is None else self._unet_input(x_t, locs, z_keep)
     z_rep = jnp.repeat(z, k, axis=0)
-    out = self.unet(x_t_in, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train)
+    out = self.unet(x_t_in, t, z_rep, chosen.reshape(-1).astype(jnp.int32), train=train,
+                    z_keep=z_keep)
     losses = (self._image_nll(schedule, x0, x_t, t, noise, out, proposal)
               .reshape(batch_size, k) * (n / k))
     rows = jnp.arange(batch_size)[:, None]

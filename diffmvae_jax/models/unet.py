@@ -1,6 +1,7 @@
 """Epsilon-predicting U-Net conditioned on the shared latent z (DESIGN §2.4).
 
-Conditioning vector c = MLP(sinusoidal(t)) + MLP(z) [+ modality embedding]; every residual
+Conditioning vector c = MLP(sinusoidal(t)) + k MLP(z) [+ modality embedding], k = 1 unless
+the caller drops z for classifier-free guidance (k = 0: the unconditional branch); every residual
 block applies adaptive group norm, GroupNorm without affine followed by (1 + scale) h + shift
 with (scale, shift) = Dense(silu(c)). Downsampling halves the spatial size between levels
 (28 -> 14 -> 7 with three levels); self-attention runs at the sizes in attention_resolutions.
@@ -119,7 +120,7 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x_t, t, z, modality_id: Optional[jnp.ndarray] = None,
-               train: bool = False):
+               train: bool = False, z_keep: Optional[jnp.ndarray] = None):
     """Predicts the noise in x_t.
 
     Args:
@@ -128,6 +129,8 @@ class UNet(nn.Module):
       z: float32 (B, D) shared latent.
       modality_id: int32 (B,) in [0, num_modalities) when num_modalities > 0, else None.
       train: enables dropout.
+      z_keep: float32 (B,) of 1 (z conditions the row) or 0 (z's term is left out of the
+        conditioning: the unconditional branch of classifier-free guidance); None = all 1.
 
     Returns:
       float32 (B, H, W, out_channels); exactly zero at initialisation (zero-init last conv).
@@ -144,7 +147,10 @@ class UNet(nn.Module):
     dense = lambda features, name: nn.Dense(features, dtype=self.dtype, name=name)
     mlp = lambda h, name: dense(cond_dim, f'{name}_1')(nn.silu(dense(cond_dim, f'{name}_0')(h)))
     cond = mlp(timestep_embedding(t, self.base_channels), 'time_mlp')
-    cond = cond + mlp(z.astype(jnp.float32), 'z_mlp')
+    z_term = mlp(z.astype(jnp.float32), 'z_mlp')
+    if z_keep is not None:
+      z_term = z_term * z_keep.astype(z_term.dtype)[:, None]
+    cond = cond + z_term
     if self.num_modalities > 0:
       cond = cond + nn.Embed(self.num_modalities, cond_dim, name='modality_embed')(modality_id)
     cond = cond.astype(jnp.float32)
