@@ -249,11 +249,16 @@ class DiffMVAE(nn.Module):
       out = self.unet(unet_in, t, z, modality_id, train=train, z_keep=z_keep)
     else:
       out = self.unets[name](unet_in, t, z, None, train=train, z_keep=z_keep)
-    return self._eps_from_output(make_diffusion_schedule(self.model_config), x_t, t, out)
+    return self._eps_from_output(None, x_t, t, out)
 
   def _eps_from_output(self, schedule, x_t, t, out):
-    """The U-Net's output `out` (B, H, W, C) as eps, per model.diffusion.prediction."""
+    """The U-Net's output `out` (B, H, W, C) as eps, per model.diffusion.prediction.
+
+    schedule: the diffusion schedule, or None to build it (only 'v' needs it).
+    """
     if self.model_config.diffusion.get('prediction', 'eps') == 'v':
+      if schedule is None:
+        schedule = make_diffusion_schedule(self.model_config)
       return schedules.eps_from_v(schedule, x_t, t, out)
     return out
 
