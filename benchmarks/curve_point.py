@@ -7,7 +7,9 @@
 Restores the latest checkpoint (or --step) and measures what ``train.curve_every`` logs during
 training, on the same ``train.curve_num`` test examples, keys and DDIM steps: coherence given
 1 and 2, the latent probe, and, with coarse decoders, ``coarse_coherence/given_1``. Use it for
-checkpoints trained before a metric existed, or to re-measure one point. Prints one JSON row.
+checkpoints trained before a metric existed, or to re-measure one point. Prints one JSON row
+(with the ``sample.guidance`` it was sampled with: ``--config.sample.guidance=w`` measures a
+guided model at another guidance weight).
 
 Cost: one curve point (the protocol's Diff-MVAE at 500 examples, DDIM-10: ~2-3 minutes on
 one CPU core; MoPoE seconds).
@@ -51,6 +53,7 @@ def main(argv):
   del argv
   row = curve_point(FLAGS.config, FLAGS.workdir, None if FLAGS.step < 0 else FLAGS.step)
   row['workdir'] = FLAGS.workdir
+  row['guidance'] = float(FLAGS.config.sample.get('guidance', 0.0))
   print(json.dumps(row, indent=1, sort_keys=True))
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:
