@@ -113,7 +113,8 @@ def make_plan(metrics, modalities, specs, options: dict | None = None) -> Plan:
     metrics: requested metric names (parse_metrics).
     modalities: the model's modalities (objects with .name and .kind), in model order.
     specs: the dataset's name -> ModalitySpec (for its 'label' field).
-    options: eval settings the metrics' skip rules read (e.g. {'fid_conditional': False}).
+    options: eval settings the metrics' skip rules read (e.g. {'fid_conditional': False};
+      {'unconditional_num': 0} skips every unconditional part).
 
   Raises:
     ConfigError: a requested metric that no modality of the model can be evaluated by.
@@ -147,6 +148,8 @@ def make_plan(metrics, modalities, specs, options: dict | None = None) -> Plan:
       cond_metrics.append(metric)
     if spec.has_unconditional:
       why = spec.unconditional_skip(targets)
+      if options.get('unconditional_num', 1) == 0:
+        why = 'eval.unconditional_num = 0: no joint samples'
       if why:
         skipped[f'{metric}/unconditional'] = why
       else:

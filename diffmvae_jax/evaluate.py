@@ -80,7 +80,8 @@ class Evaluator:
     self.specs = pipeline.modality_specs(config.data)
     self.plan = eval_plan.make_plan(
         metrics, self.model.modalities, self.specs,
-        options={'fid_conditional': bool(config.eval.get('fid_conditional', True))})
+        options={'fid_conditional': bool(config.eval.get('fid_conditional', True)),
+                 'unconditional_num': int(config.eval.get('unconditional_num', 1))})
     for what, why in self.plan.skipped.items():
       logging.info('Not computed: %s (%s).', what, why)
     self.rep = parallel.replicated(self.mesh)
@@ -217,10 +218,13 @@ class Evaluator:
           {p.key: self._fingerprint(p, True) for p in plan.unconditional},
           self._unconditional_pass)
     results = self._figures(conditional, unconditional)
+    skipped = dict(plan.skipped)
     if self.config.eval.get('latent_gap', True):
-      results['latent_gap'] = self.latent_gap()
-    record = {'results': results,
-              'provenance': self._provenance(), 'skipped': dict(plan.skipped)}
+      if self.config.eval.get('unconditional_num', 1) > 0:
+        results['latent_gap'] = self.latent_gap()
+      else:
+        skipped['latent_gap'] = 'eval.unconditional_num = 0: no prior samples'
+    record = {'results': results, 'provenance': self._provenance(), 'skipped': skipped}
     if eval_tasks.is_lead():
       path = os.path.join(self.out_dir, metrics_file_name(self.config.sample))
       with open(path + '.tmp', 'w') as f:

@@ -174,3 +174,19 @@ def test_f1_and_caption_nll_eval(trained_mixed):
   vocab = evaluate.pipeline.load_vocabulary(config.data)
   assert 0.5 * np.log(vocab.size) < per_token < 2.0 * np.log(vocab.size)
   assert 'coherence' not in record['results'] and record['skipped'] == {}
+
+
+def test_no_unconditional_samples(trained):
+  """eval.unconditional_num = 0 evaluates the conditional tasks only: the unconditional parts
+  and the latent gap are skipped with the reason, not computed from zero samples (which
+  crashed)."""
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.eval.metrics = 'coherence'
+  config.eval.unconditional_num = 0
+  record = evaluate.evaluate(config, workdir)
+  figures = record['results']['coherence']
+  assert 'unconditional' not in figures and figures['conditional']['by_num_given']
+  assert 'latent_gap' not in record['results']
+  assert 'unconditional_num = 0' in record['skipped']['coherence/unconditional']
+  assert 'unconditional_num = 0' in record['skipped']['latent_gap']
