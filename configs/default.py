@@ -151,9 +151,12 @@ def get_config() -> ml_collections.ConfigDict:
   train.sample_every = 0            # 0 = sample grid only at the end.
   # Learning curves (diffmvae_jax/curves.py): coherence given 1 and 2 and the latent probe on
   # train.curve_num test examples every curve_every steps (0 = off; needs the classifiers
-  # of --mode=train_classifiers), DDIM at curve_sampler_steps for diffusion decoders.
+  # of --mode=train_classifiers), curve_sampler (eta 0) at curve_sampler_steps network calls
+  # for diffusion decoders. DDIM-10 is cheap; a guided model (sample.guidance > 0) is better
+  # ranked by the eval's sampler, curve_sampler='dpmpp_2m' with 20 steps (README).
   train.curve_every = 0
   train.curve_num = 200
+  train.curve_sampler = 'ddim'      # ddim | dpmpp_2m | ddpm (all T steps; slow)
   train.curve_sampler_steps = 10
 
   # ---------------------------------------------------------------- sampling

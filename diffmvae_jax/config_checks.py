@@ -213,6 +213,7 @@ RULES: dict[str, Rule] = {
     'train.sample_every': integer(lo=0, why=' (0 = only at the end)'),
     'train.curve_every': integer(lo=0, why=' (0 = no learning curves)'),
     'train.curve_num': integer(lo=2, why=' (test examples; the probe fits on half)'),
+    'train.curve_sampler': choice(diffusion_samplers.SAMPLER_NAMES),
     'train.curve_sampler_steps': _POS,
     # sample
     'sample.num': _POS,
@@ -298,9 +299,11 @@ def _cross_key_checks(config) -> None:
           'unconditional branch guidance extrapolates from is trained only then); set '
           'sample.guidance=0 or train with model.diffusion.z_dropout=0.1')
   t = config.get('train', {})
-  if t.get('curve_every') and t.get('curve_sampler_steps', 0) > d.num_timesteps:
+  if (t.get('curve_every') and t.get('curve_sampler', 'ddim') != 'ddpm'
+      and t.get('curve_sampler_steps', 0) > d.num_timesteps):
     _fail('train.curve_sampler_steps', t.curve_sampler_steps, f'must be <= '
-          f'model.diffusion.num_timesteps ({d.num_timesteps}) (DDIM steps of the curves)')
+          f'model.diffusion.num_timesteps ({d.num_timesteps}) (network calls of the curves\' '
+          f'{t.get("curve_sampler", "ddim")})')
   for mult in d.channel_mults:
     if (d.base_channels * mult) % d.num_groups:
       _fail('model.diffusion.num_groups', d.num_groups,

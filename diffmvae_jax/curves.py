@@ -9,8 +9,9 @@ With ``train.curve_every=k`` (> 0), --mode=train measures, at step 0 (a fresh ru
 steps and at the last step, on the first ``train.curve_num`` test examples:
 - conditional coherence (coherence.py's MoPoE-table averages, the same arithmetic as
   --mode=eval) given every subset of 1 and of 2 modalities: z ~ q_S, the missing classified
-  modalities (image, caption, label) generated with DDIM at ``train.curve_sampler_steps``
-  steps (eta 0; feed-forward decoders return their mean), classified with the classifiers of
+  modalities (image, caption, label) generated with ``train.curve_sampler`` (default DDIM)
+  at ``train.curve_sampler_steps`` network calls (eta 0, ``sample.guidance`` as set;
+  feed-forward decoders return their mean), classified with the classifiers of
   --mode=train_classifiers (``eval.classifier_dir``, default <workdir>/classifiers);
 - the latent probe (metrics/latent_probe.py): nearest-class-mean accuracy of each unimodal
   posterior mean, fitted on the first half of those examples and scored on the second;
@@ -24,8 +25,9 @@ the model. Rows go to ``<workdir>/curves.jsonl`` ({'step', 'coherence/given_1', 
 'probe/q(z|m0)', ..., 'probe/mean', 'seconds'}) and to TensorBoard as 'curve/...'. A run
 resumed after a crash may write a step's row twice; readers keep the last one.
 
-Cost per point: one DDIM pass per missing image and subset, e.g. 3 modalities, 200
-examples, 10 steps: 9 x 200 images x 10 U-Net calls (about a minute on a 2-core CPU).
+Cost per point: one sampler pass per missing image and subset, e.g. 3 modalities, 200
+examples, DDIM-10: 9 x 200 images x 10 U-Net calls (about a minute on a 2-core CPU);
+DPM-Solver++ at 20 calls doubles it, guidance doubles it again.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class CurveLogger:
     self.labels = np.asarray(host['label'], np.int64)
     sample_config = config.sample.copy_and_resolve_references()
     sample_config.sampler, sample_config.steps, sample_config.eta = (
-        'ddim', int(t.curve_sampler_steps), 0.0)
+        t.get('curve_sampler', 'ddim'), int(t.curve_sampler_steps), 0.0)
     shard = parallel.batch_sharded(mesh)
     self.subsets = [g for g in eval_plan.proper_subsets(model.names) if len(g) <= MAX_GIVEN]
     self._generate = {}

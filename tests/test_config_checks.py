@@ -63,7 +63,7 @@ def _bad_values(a_file):
       'train.log_every': '0', 'train.checkpoint_every': '0', 'train.keep_checkpoints': '0',
       'train.steps_per_dispatch': '0',
       'train.sample_every': '-1', 'train.curve_every': '-1', 'train.curve_num': '1',
-      'train.curve_sampler_steps': '0',
+      'train.curve_sampler': 'euler', 'train.curve_sampler_steps': '0',
       'sample.num': '0', 'sample.sampler': 'euler', 'sample.steps': '0', 'sample.eta': '-1',
       'sample.prior': 'flow',
       'sample.guidance': '-1',
@@ -172,14 +172,19 @@ def test_every_key_refuses_a_bad_value_in_one_line(monkeypatch, tmp_path):
      "model.diffusion.t_sampling='importance': must be 'uniform' unless"),
     (('--config.train.steps_per_dispatch=4', '--config.prior.joint=True'),
      'train.steps_per_dispatch=4: must be 1 with prior.joint=True'),
+    (('--config.train.curve_every=5', '--config.train.curve_sampler=dpmpp_2m',
+      '--config.train.curve_sampler_steps=1001'), 'train.curve_sampler_steps=1001: must be <= '
+     "model.diffusion.num_timesteps (1000) (network calls of the curves' dpmpp_2m)"),
 ])
 def test_cross_key_rules(monkeypatch, overrides, starts):
   line = _cli_error(monkeypatch, *overrides)
   assert line == f'error (ConfigError): {line[len("error (ConfigError): "):]}'
   assert line[len('error (ConfigError): '):].startswith(starts), line
-  # ddpm ignores sample.steps.
+  # ddpm ignores sample.steps and train.curve_sampler_steps.
   assert _cli_error(monkeypatch, '--config.sample.sampler=ddpm',
                     '--config.sample.steps=5000') is None
+  assert _cli_error(monkeypatch, '--config.train.curve_every=5', '--config.train.curve_sampler=ddpm',
+                    '--config.train.curve_sampler_steps=5000') is None
 
 
 @pytest.mark.parametrize('overrides,starts', [

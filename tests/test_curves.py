@@ -102,6 +102,38 @@ def test_curves_without_classifiers_or_labels_are_clear_errors(tiny_config, tmp_
     plot_curves.collect({'a': str(tmp_path)})
 
 
+def test_curve_sampler_reaches_every_generation(tiny_config, classifier_dir, monkeypatch):
+  """train.curve_sampler and curve_sampler_steps pick the sampler of every curve subset (eta
+  0, the run's guidance kept); the default stays DDIM."""
+  from diffmvae_jax import generate as generate_lib
+  from diffmvae_jax import train_state
+  seen = []
+  real = generate_lib.make_conditional_generate_fn
+
+  def spy(model, sample_config, given, targets):
+    seen.append((sample_config.sampler, sample_config.steps, sample_config.eta,
+                 sample_config.guidance))
+    return real(model, sample_config, given, targets)
+
+  monkeypatch.setattr(curves_lib.generate_lib, 'make_conditional_generate_fn', spy)
+  config = _curve_config(tiny_config, classifier_dir)
+  config.model.decoders.image = 'diffusion'
+  config.sample.eta = 0.5
+  model = vae.build_model(config)
+  mesh = parallel.make_mesh()
+  curves_lib.CurveLogger(model, config, 'unused', mesh)
+  assert seen and set(seen) == {('ddim', 2, 0.0, 0.0)}
+  seen.clear()
+  config.train.curve_sampler, config.train.curve_sampler_steps = 'dpmpp_2m', 3
+  config.model.diffusion.z_dropout, config.sample.guidance = 0.1, 2.0
+  model = vae.build_model(config)
+  logger = curves_lib.CurveLogger(model, config, 'unused', mesh)
+  assert seen and set(seen) == {('dpmpp_2m', 3, 0.0, 2.0)}
+  state = vae.init_state(config, model, train_state.make_optimizer(config.train), mesh)
+  row = logger.measure(state.params)
+  assert 0.0 <= row['coherence/given_1'] <= 1.0
+
+
 def test_coarse_coherence_is_the_coarse_images_classified(tiny_config, classifier_dir):
   """With coarse decoders a point carries the coherence of their mean images given one."""
   import numpy as np
