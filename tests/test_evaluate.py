@@ -190,3 +190,37 @@ def test_no_unconditional_samples(trained):
   assert 'latent_gap' not in record['results']
   assert 'unconditional_num = 0' in record['skipped']['coherence/unconditional']
   assert 'unconditional_num = 0' in record['skipped']['latent_gap']
+
+
+def test_guided_eval_keeps_its_own_file_and_tasks(trained, tmp_path):
+  """sample.guidance = w is in every generating part's fingerprint: a guided eval recomputes
+  the tasks an unguided one stored (and back), rather than reusing samples drawn at another
+  w, and writes metrics_<prior>_guidance<w>.json beside metrics_<prior>.json."""
+  config, trained_workdir = trained
+  config = config.copy_and_resolve_references()
+  config.model.diffusion.z_dropout = 0.1    # A model guidance applies to: trained with it.
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(config, workdir)
+  config.eval.metrics = 'coherence'
+  config.eval.classifier_dir = os.path.join(trained_workdir, 'classifiers')
+  task = os.path.join(workdir, 'eval', 'step_2', 'given_label.npz')
+
+  def m0_fingerprint():
+    with np.load(task) as z:
+      meta = json.loads(str(z['meta']))
+    return json.loads(meta['coherence:m0'])
+
+  unguided = evaluate.evaluate(config, workdir)
+  assert 'guidance' not in m0_fingerprint()
+  config.sample.guidance = 2.0
+  guided = evaluate.evaluate(config, workdir)
+  assert m0_fingerprint()['guidance'] == 2.0
+  assert guided['provenance']['guidance'] == 2.0 and unguided['provenance']['guidance'] == 0.0
+  step_dir = os.path.join(workdir, 'eval', 'step_2')
+  with open(os.path.join(step_dir, 'metrics_gaussian_guidance2.json')) as f:
+    assert json.load(f) == guided
+  with open(os.path.join(step_dir, 'metrics_gaussian.json')) as f:
+    assert json.load(f) == unguided
+  config.sample.guidance = 0.0
+  evaluate.evaluate(config, workdir)
+  assert 'guidance' not in m0_fingerprint()
