@@ -2,12 +2,15 @@
 
   python benchmarks/results_table.py --out=runs/compare
 
-Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>.json (the latest step of each
-workdir), groups them by (arm, prior), and prints one markdown row per group: conditional
+Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>[_guidance<w>].json (the latest step
+of each workdir), groups them by (arm, prior, guidance w), and prints one markdown row per
+group (a 'guidance' column only when some evaluation was guided): conditional
 coherence by number of given modalities, unconditional coherence and its independence
 baseline (coherence.unconditional_independence_baseline), unconditional FID per
 image modality and the latent gap, as mean ± std over seeds (std omitted for one seed),
-with N and the sampler. Also copies each JSON to results/compare_polymnist/ when --copy_to
+with N and the sampler. When the runs were scored by different coherence classifiers (e.g.
+retrained on another machine: the weights are not bit-reproducible across CPUs), a note lists
+each set's hashes and accuracies and the runs it scored. Also copies each JSON to results/compare_polymnist/ when --copy_to
 is given, so the raw figures can live in the repository.
 """
 
@@ -57,10 +60,12 @@ def main(argv):
     match = re.fullmatch(r'(.+)_s(\d+)', os.path.basename(workdir))
     if not match:
       continue
-    for prior, path in latest_metrics(workdir).items():
+    for name, path in latest_metrics(workdir).items():
       with open(path) as f:
         record = json.load(f)
-      groups[(match.group(1), prior)].append((int(match.group(2)), record))
+      prov = record['provenance']
+      key = (match.group(1), prov.get('prior', name), float(prov.get('guidance', 0.0)))
+      groups[key].append((int(match.group(2)), record))
       if FLAGS.copy_to:
         os.makedirs(FLAGS.copy_to, exist_ok=True)
         shutil.copy(path, os.path.join(FLAGS.copy_to,
@@ -72,17 +77,19 @@ def main(argv):
                   .get('by_num_given', {})}, key=int)
   images = sorted({m for runs in groups.values() for _, r in runs
                    for m in r['results'].get('fid', {}).get('unconditional', {})})
-  header = (['model', 'z prior', 'seeds', 'step'] + [f'coherence given {k} (%)' for k in sizes] +
+  guided = any(w for _, _, w in groups)
+  header = (['model', 'z prior'] + (['guidance'] if guided else []) + ['seeds', 'step'] + [f'coherence given {k} (%)' for k in sizes] +
             ['uncond. coherence (%)', 'its independence baseline (%)'] +
             [f'FID {m}' for m in images] +
             ['latent FD', 'latent MMD²'])
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
-  for (arm, prior), runs in sorted(groups.items()):
+  for (arm, prior, guidance), runs in sorted(groups.items()):
     results = [r['results'] for _, r in runs]
     coh = [r.get('coherence', {}) for r in results]
     steps = sorted({r['provenance']['checkpoint_step'] for _, r in runs})
-    row = [arm, prior, ','.join(str(s) for s, _ in runs), ','.join(str(s) for s in steps)]
+    row = ([arm, prior] + ([f'{guidance:g}'] if guided else []) +
+           [','.join(str(s) for s, _ in runs), ','.join(str(s) for s in steps)])
     row += [fmt([c.get('conditional', {}).get('by_num_given', {}).get(k) for c in coh], 100)
             for k in sizes]
     row.append(fmt([c.get('unconditional') for c in coh], 100))
@@ -97,6 +104,19 @@ def main(argv):
         f"{prov['unconditional_num']} unconditional samples; sampler {prov['sampler']}"
         f"{'-' + str(prov['sampler_steps']) if prov.get('sampler_steps') else ''}, "
         f"EMA {prov['ema']}; step: the evaluated checkpoints.")
+  classifier_sets = collections.defaultdict(set)
+  for (arm, _, _), runs in groups.items():
+    for seed, record in runs:
+      found = record['provenance'].get('classifiers')
+      if found:
+        described = ', '.join(f"{m} {c['sha256'][:8]} ({100 * c['test_accuracy']:.2f} %)"
+                              for m, c in sorted(found.items()))
+        classifier_sets[described].add(f'{arm}_s{seed}')
+  if len(classifier_sets) > 1:
+    print('\nCoherence was scored by different classifier sets (name, sha256 prefix, test '
+          'accuracy):')
+    for described, names in sorted(classifier_sets.items()):
+      print(f"- {described}: {', '.join(sorted(names))}")
 
 
 if __name__ == '__main__':

@@ -65,3 +65,32 @@ def test_no_metrics_is_a_clear_error(tmp_path):
   result = _run(f'--out={tmp_path}')
   assert result.returncode != 0
   assert 'run the evaluations first' in result.stderr
+
+
+def test_guided_rows_and_differing_classifiers(tmp_path):
+  """Guided evaluations (metrics_<prior>_guidance<w>.json) get their own rows under a
+  'guidance' column, grouped by the provenance's prior and w; runs scored by different
+  classifier sets are listed in a note."""
+  out = str(tmp_path / 'compare')
+  for seed, sha in ((0, 'a' * 64), (1, 'b' * 64)):
+    for name, guidance in (('gaussian', 0.0), ('gaussian_guidance2', 2.0)):
+      _write_metrics(out, 'guided', seed, 300, name, 0.3 + 0.1 * guidance, 0.1, 50.0, 1.0)
+      path = os.path.join(out, f'guided_s{seed}', 'eval', 'step_300', f'metrics_{name}.json')
+      with open(path) as f:
+        record = json.load(f)
+      record['provenance'].update(prior='gaussian', guidance=guidance, classifiers={
+          'm0': {'sha256': sha, 'test_accuracy': 0.965 + 0.001 * seed}})
+      with open(path, 'w') as f:
+        json.dump(record, f)
+  result = _run(f'--out={out}')
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert [c.strip() for c in lines[0].strip('|').split('|')][:5] == [
+      'model', 'z prior', 'guidance', 'seeds', 'step']
+  rows = [[c.strip() for c in line.strip('|').split('|')] for line in lines
+          if line.startswith('| guided')]
+  assert [r[:6] for r in rows] == [['guided', 'gaussian', '0', '0,1', '300', '30.0 ± 0.0'],
+                                   ['guided', 'gaussian', '2', '0,1', '300', '50.0 ± 0.0']]
+  assert 'different classifier sets' in result.stdout
+  assert '- m0 aaaaaaaa (96.50 %): guided_s0' in result.stdout
+  assert '- m0 bbbbbbbb (96.60 %): guided_s1' in result.stdout
