@@ -9,9 +9,10 @@ coherence by number of given modalities, unconditional coherence and its indepen
 baseline (coherence.unconditional_independence_baseline), unconditional FID per
 image modality and the latent gap, as mean ± std over seeds (std omitted for one seed),
 with N and the sampler. When the runs were scored by different coherence classifiers (e.g.
-retrained on another machine: the weights are not bit-reproducible across CPUs), a note lists
-each set's hashes and accuracies and the runs it scored. Also copies each JSON to results/compare_polymnist/ when --copy_to
-is given, so the raw figures can live in the repository.
+retrained on another machine, where the same recipe gave other weights), a note lists
+each set's hashes and accuracies and the runs it scored. Also copies each JSON to
+results/compare_polymnist/ when --copy_to is given, so the raw figures can live in the
+repository.
 """
 
 import collections
@@ -78,7 +79,8 @@ def main(argv):
   images = sorted({m for runs in groups.values() for _, r in runs
                    for m in r['results'].get('fid', {}).get('unconditional', {})})
   guided = any(w for _, _, w in groups)
-  header = (['model', 'z prior'] + (['guidance'] if guided else []) + ['seeds', 'step'] + [f'coherence given {k} (%)' for k in sizes] +
+  header = (['model', 'z prior'] + (['guidance'] if guided else []) + ['seeds', 'step'] +
+            [f'coherence given {k} (%)' for k in sizes] +
             ['uncond. coherence (%)', 'its independence baseline (%)'] +
             [f'FID {m}' for m in images] +
             ['latent FD', 'latent MMD²'])
