@@ -18,6 +18,7 @@ stream). Inside a purpose, per-step or per-batch keys are fold_in(purpose key, i
   eval_posterior       EVPO   --mode=eval, the latent gap's posterior samples (per batch)
   eval_prior           EVPR   --mode=eval, the latent gap's prior samples
   curves               CURV   learning curves logged during training (curves.py)
+  sample_agreement     SAGR   benchmarks/sample_agreement.py (K samples from one z)
 
 `SCHEME` names this table in evaluation fingerprints, so task files computed with other
 streams are recomputed rather than reused.
@@ -43,6 +44,7 @@ TAGS = {
     'eval_posterior': _tag('EVPO'),
     'eval_prior': _tag('EVPR'),
     'curves': _tag('CURV'),
+    'sample_agreement': _tag('SAGR'),
 }
 
 

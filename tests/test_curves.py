@@ -1,5 +1,6 @@
-"""Learning curves during training (curves.py), their plot (benchmarks/plot_curves.py) and
-the sampler trajectory benchmark (benchmarks/x0_trajectory.py)."""
+"""Learning curves during training (curves.py), their plot (benchmarks/plot_curves.py), the
+sampler trajectory benchmark (benchmarks/x0_trajectory.py) and the K-samples-per-z agreement
+benchmark (benchmarks/sample_agreement.py)."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from diffmvae_jax import curves as curves_lib
+from diffmvae_jax import generate as generate_lib
 from diffmvae_jax import parallel
 from diffmvae_jax import train
 from diffmvae_jax.diffusion import samplers
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 'benchmarks'))
 import curve_point  # pylint: disable=g-import-not-at-top
 import plot_curves  # pylint: disable=g-import-not-at-top
+import sample_agreement  # pylint: disable=g-import-not-at-top
 import x0_trajectory  # pylint: disable=g-import-not-at-top
 
 
@@ -162,16 +165,28 @@ def test_coarse_coherence_is_the_coarse_images_classified(tiny_config, classifie
                                                                   mesh).measure(state.params)
 
 
-def test_x0_trajectory_ends_at_the_ddim_sample(tiny_config, classifier_dir, tmp_path):
-  """benchmarks/x0_trajectory.py on a residual diffusion model: its last x0_hat is
-  ddim_sample's image (plus c(z)) for the same key, and the figures are fractions."""
-  config = _curve_config(tiny_config, classifier_dir)
+@pytest.fixture(scope='module')
+def residual_run(tiny_data_dir, classifier_dir, tmp_path_factory):
+  """(config, workdir) of a residual v-prediction diffusion model trained one step, shared by
+  the sampler benchmarks' tests (one training compile for both)."""
+  from configs import test_tiny
+  config = test_tiny.get_config()
+  config.data.data_dir = tiny_data_dir
+  config = _curve_config(config, classifier_dir)
   config.model.decoders.image = 'diffusion'
   config.model.diffusion.residual = True
   config.model.diffusion.prediction = 'v'
+  config.sample.sampler, config.sample.steps = 'ddim', 2
   config.train.num_steps, config.train.curve_every = 1, 0
-  workdir = str(tmp_path / 'run')
+  workdir = str(tmp_path_factory.mktemp('residual_run'))
   train.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+def test_x0_trajectory_ends_at_the_ddim_sample(residual_run):
+  """benchmarks/x0_trajectory.py on a residual diffusion model: its last x0_hat is
+  ddim_sample's image (plus c(z)) for the same key, and the figures are fractions."""
+  config, workdir = residual_run
   result = x0_trajectory.measure(config, workdir, num_steps=3)
   assert result['pairs'] == ['m1->m0', 'label->m0', 'm0->m1', 'label->m1']
   assert len(result['t']) == len(result['coherence']) == 3 and result['t'][0] > result['t'][-1]
@@ -193,3 +208,65 @@ def test_x0_trajectory_ends_at_the_ddim_sample(tiny_config, classifier_dir, tmp_
                                (4, 28, 28, 3), 3, x0_offset=offset)
   np.testing.assert_allclose(x0_hats[-1], image + offset, atol=1e-5)
   np.testing.assert_allclose(coarse, offset, atol=1e-6)
+
+
+def test_agreement_stats_by_hand_and_the_calibrated_identity():
+  """benchmarks/sample_agreement.py's arithmetic: a hand-worked case, and for a calibrated
+  sampler (labels and samples i.i.d. from one P(. | z)) coherence = agreement = sum P^2."""
+  preds = np.array([[3, 1, 2], [3, 1, 5], [4, 7, 5]])   # K = 3 samples of B = 3 examples.
+  labels = np.array([3, 0, 5])
+  stats = sample_agreement.agreement_stats(preds, labels)
+  # Columns are examples: samples (3, 3, 4), (1, 1, 7) and (2, 5, 5) of labels 3, 0 and 5.
+  assert stats['coherence'] == pytest.approx((2 + 0 + 2) / 9)
+  # Agreeing pairs of 3: example 0 one (3, 3), example 1 one (1, 1), example 2 one (5, 5).
+  assert stats['agreement'] == pytest.approx((1 / 3 + 1 / 3 + 1 / 3) / 3)
+  # Pluralities 3, 1 and 5: two of three right.
+  assert stats['plurality_coherence'] == pytest.approx(2 / 3)
+  with pytest.raises(ValueError, match='at least 2 samples'):
+    sample_agreement.agreement_stats(preds[:1], labels)
+
+  rng = np.random.default_rng(0)
+  num, k = 20000, 4
+  probs = rng.dirichlet(np.full(10, 0.3), size=num)                  # One P(. | z) per z.
+  draw = lambda: np.array([rng.choice(10, p=p) for p in probs])
+  labels = draw()
+  preds = np.stack([draw() for _ in range(k)])
+  stats = sample_agreement.agreement_stats(preds, labels)
+  sum_sq = float(np.mean(np.sum(probs ** 2, axis=1)))
+  assert stats['agreement'] == pytest.approx(sum_sq, abs=0.01)
+  assert stats['coherence'] == pytest.approx(sum_sq, abs=0.01)
+  # A sampler that ignores z: agreement 0.1, far below the calibrated coherence's level.
+  uniform = sample_agreement.agreement_stats(rng.integers(0, 10, (k, num)), labels)
+  assert uniform['agreement'] == pytest.approx(0.1, abs=0.01)
+
+
+def test_sample_agreement_draws_k_decodes_of_one_z(residual_run):
+  """benchmarks/sample_agreement.py on a residual diffusion model: sample k is the eval
+  decoder's sample for key fold_in(key_dec, k) from the same z, and the figures are
+  fractions for every (given, target) pair."""
+  config, workdir = residual_run
+  result = sample_agreement.measure(config, workdir, num_samples=2)
+  assert result['pairs'] == ['m1->m0', 'label->m0', 'm0->m1', 'label->m1']
+  assert result['samples_per_z'] == 2 and result['sampler'] == 'ddim'
+  for name in ('coherence', 'agreement', 'plurality_coherence', 'coarse_coherence'):
+    assert 0.0 <= result[name] <= 1.0, name
+  with pytest.raises(ValueError, match='>= 2'):
+    sample_agreement.measure(config, workdir, num_samples=1)
+
+  model, state, _ = vae.restore_vae(config, workdir)
+  params = {'params': vae.sampling_params(config, state)}
+  batch = {'m0': jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 3)),
+                             jnp.float32)}
+  key = jax.random.PRNGKey(3)
+  images, coarse = sample_agreement.make_samples_fn(model, config.sample, 'm0', 'm1', 2)(
+      params, batch, key)
+  mu, logvar = model.apply(params, batch, ('m0',), method=DiffMVAE.posterior)
+  key_z, key_dec = jax.random.split(key)
+  z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key_z, mu.shape)
+  decode = generate_lib.make_decode_fn(model, config.sample, ('m1',))
+  for k in range(2):
+    np.testing.assert_allclose(images[k], decode(params, z, jax.random.fold_in(key_dec, k))['m1'],
+                               atol=1e-5)
+  assert not np.allclose(images[0], images[1])    # Independent sampler noise per sample.
+  np.testing.assert_allclose(coarse, model.apply(params, 'm1', z, method=DiffMVAE.coarse_mean),
+                             atol=1e-6)
