@@ -16,11 +16,12 @@
 #
 # Results (small files only: JSON, JSONL, PNG, logs, table.md) are copied to $OUT (the
 # device's result folder), else runs/protocol_device; checkpoints stay in $WORK.
-# Environment: PYTHON (python3), ARMS ("mopoe diffusion_importance"; any arm of
-# configs/protocol_polymnist.py, e.g. diffusion_coarse), STEPS (per arm,
-# "mopoe=30000,diffusion_importance=30000"), TRAIN_TIMEOUT (seconds per arm's training,
-# 150: the loop saves the step it reached and evaluation goes on from there; the JSON's step
-# says how far it got), PROTOCOL_DEVICE_WORK (scratch, /tmp/diffmvae_protocol_device).
+# Environment: PYTHON (python3), ARMS ("mopoe diffusion_residual_v_guided_c16": MoPoE and the
+# most coherent Diff-MVAE arm on the CPU; any arm of configs/protocol_polymnist.py, e.g.
+# diffusion_importance), STEPS (per arm, "mopoe=30000,diffusion_importance=30000"),
+# TRAIN_TIMEOUT (seconds per arm's training, 150: the loop saves the step it reached and
+# evaluation goes on from there; the JSON's step says how far it got),
+# PROTOCOL_DEVICE_WORK (scratch, /tmp/diffmvae_protocol_device).
 # Cost: set-up ~1-2 min (wheels, the PolyMNIST build, classifiers), then per arm at most
 # TRAIN_TIMEOUT of training plus ~1 min of evaluation and latent prior: ~8-9 min in all.
 set -uo pipefail
@@ -32,7 +33,7 @@ device_args "bash launch/protocol_device.sh [--dry-run] [--out=DIR]" \
     "$ROOT/runs/protocol_device" "$@"
 WORK="${PROTOCOL_DEVICE_WORK:-${TMPDIR:-/tmp}/diffmvae_protocol_device}"
 mkdir -p "$WORK"
-ARMS="${ARMS:-mopoe diffusion_importance}"
+ARMS="${ARMS:-mopoe diffusion_residual_v_guided_c16}"
 START=$SECONDS
 
 install_wheels > "$OUT_DIR/install_wheels.log" 2>&1 \
@@ -57,7 +58,7 @@ if [ "$DRY" = 1 ]; then
     --config.prior.warmup_steps=1 --config.prior.checkpoint_every=1 --config.prior.width=16
     --config.prior.depth=1 --config.prior.embed_dim=8 --config.prior.log_every=1"
 else
-  STEPS="${STEPS:-mopoe=30000,diffusion=30000,diffusion_importance=30000,diffusion_simple=30000,diffusion_coarse=30000,diffusion_residual_v=30000,diffusion_residual_v_guided=30000}"
+  STEPS="${STEPS:-mopoe=30000,diffusion=30000,diffusion_importance=30000,diffusion_simple=30000,diffusion_coarse=30000,diffusion_residual_v=30000,diffusion_residual_v_guided=30000,diffusion_residual_v_guided_c16=30000}"
   TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-150}"
   # Curves every 3000 steps on 500 test examples; checkpoints every 3000 (SIGTERM saves too).
   EXTRA="$COMMON --config.eval.num_examples=1000 --config.eval.unconditional_num=1000

@@ -139,6 +139,7 @@ def test_name_tables_match_their_modules():
                                     'protocol_polymnist.py:diffusion_coarse',
                                     'protocol_polymnist.py:diffusion_residual_v',
                                     'protocol_polymnist.py:diffusion_residual_v_guided',
+                                    'protocol_polymnist.py:diffusion_residual_v_guided_c16',
                                     'protocol_polymnist.py:mopoe_published'])
 def test_shipped_configs_pass(monkeypatch, tmp_path, config):
   assert _cli_error(monkeypatch, config=f'configs/{config}', workdir=str(tmp_path)) is None
@@ -265,3 +266,7 @@ def test_residual_v_arm_is_the_coarse_arm_with_the_readme_overrides():
   coarse.model.diffusion.z_dropout, coarse.sample.guidance = 0.1, 2.0
   guided = protocol_polymnist.get_config('diffusion_residual_v_guided')
   assert guided.to_dict() == coarse.to_dict()
+  # README's coarse-weight-16 runs: the guided arm with --config.model.diffusion.coarse_weight=16.0.
+  coarse.model.diffusion.coarse_weight = 16.0
+  c16 = protocol_polymnist.get_config('diffusion_residual_v_guided_c16')
+  assert c16.to_dict() == coarse.to_dict()

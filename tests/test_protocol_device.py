@@ -33,11 +33,13 @@ def test_dry_run_trains_evaluates_and_returns_small_files(tmp_path):
                        env=env, cwd=ROOT, capture_output=True, text=True, timeout=2700)
   logs = (out_dir / 'protocol.log').read_text() if (out_dir / 'protocol.log').exists() else ''
   assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + logs[-3000:]
-  for arm, steps in (('mopoe', 3), ('diffusion_importance', 2)):
+  # The guided arm's evaluation files name its guidance weight (sample.guidance = 2).
+  for arm, steps, suffix in (('mopoe', 3, ''), ('diffusion_residual_v_guided_c16', 2, '_guidance2')):
     with open(out_dir / f'{arm}_s0' / 'metrics.jsonl') as f:
       assert json.loads(f.readlines()[-1])['step'] == steps, arm
     for prior in ('gaussian', 'sde'):
-      with open(out_dir / f'{arm}_s0' / 'eval' / f'step_{steps}' / f'metrics_{prior}.json') as f:
+      eval_dir = out_dir / f'{arm}_s0' / 'eval' / f'step_{steps}'
+      with open(eval_dir / f'metrics_{prior}{suffix}.json') as f:
         coherence = json.load(f)['results']['coherence']
       assert 0.0 <= coherence['conditional']['by_num_given']['1'] <= 1.0
   assert (out_dir / 'table.md').exists() and (out_dir / 'curves.png').exists()
