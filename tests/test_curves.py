@@ -92,6 +92,26 @@ def test_training_logs_curves_at_zero_every_k_and_the_end_and_resumes(
     plot_curves.train_minutes([{'step': 1, 'loss': 1.0}], 1)
 
 
+def test_curve_logging_leaves_training_unchanged(tiny_config, classifier_dir, tmp_path):
+  """Curve points draw from their own keys: a run with train.curve_every = 0 trains the same
+  parameters as one that logs curves (README's no-curve reruns rely on this)."""
+  config = _curve_config(tiny_config, classifier_dir)
+  config.train.num_steps = 3
+  with_curves, without = str(tmp_path / 'with_curves'), str(tmp_path / 'without')
+  train.train_and_evaluate(config, with_curves)
+  config.train.curve_every = 0
+  train.train_and_evaluate(config, without)
+  assert len(curves_lib.read_curves(with_curves)) == 3
+  assert not os.path.exists(os.path.join(without, curves_lib.CURVES_FILE))
+  _, state_a, step_a = vae.restore_vae(config, with_curves)
+  _, state_b, step_b = vae.restore_vae(config, without)
+  assert step_a == step_b == 3
+  leaves_a, leaves_b = jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)
+  assert len(leaves_a) == len(leaves_b) > 0
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_curves_without_classifiers_or_labels_are_clear_errors(tiny_config, tmp_path):
   config = _curve_config(tiny_config, str(tmp_path / 'no_classifiers'))
   with pytest.raises(classifiers.ClassifierError, match='train_classifiers'):
