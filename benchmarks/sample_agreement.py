@@ -36,10 +36,8 @@ guided Diff-MVAE, 500 examples, K = 4, DPM-Solver++ 20: 34 minutes with guidance
 without, on one CPU core beside a training run on the other).
 """
 
-import json
 import os
 import sys
-
 import time
 
 from absl import app
@@ -47,31 +45,17 @@ from absl import flags
 from absl import logging
 import jax
 import numpy as np
-from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top
-from diffmvae_jax import curves as curves_lib
-from diffmvae_jax import eval_tasks
+import checkpoint_probe  # benchmarks/ is on sys.path (the script's own folder).
 from diffmvae_jax import generate as generate_lib
-from diffmvae_jax import parallel
 from diffmvae_jax import rng
 from diffmvae_jax.models.diffmvae import DiffMVAE
-from diffmvae_jax.tasks import vae
 
 FLAGS = flags.FLAGS
 NUM_CLASSES = 10
-
-
-def define_flags():
-  """The command's flags (defined only when run as a script, so tests can import it)."""
-  config_flags.DEFINE_config_file('config', None, 'Config of the checkpoint.', lock_config=False)
-  flags.DEFINE_string('workdir', None, 'Workdir with the VAE checkpoint.', required=True)
-  flags.DEFINE_integer('step', -1, 'Checkpoint step (-1 = the latest).')
-  flags.DEFINE_integer('samples', 4, 'Samples K per z (>= 2).')
-  flags.DEFINE_string('out', '', 'Also write the result to this JSON file.')
-  flags.mark_flags_as_required(['config'])
 
 
 def agreement_stats(preds: np.ndarray, labels: np.ndarray) -> dict:
@@ -125,30 +109,26 @@ def measure(config, workdir: str, step: int | None = None, num_samples: int = 4)
   """The agreement figures (module docstring) of a workdir's checkpoint."""
   if num_samples < 2:
     raise ValueError(f'--samples must be >= 2 (pairs of samples of one z), got {num_samples}.')
-  model, state, restored = vae.restore_vae(config, workdir, step)
-  logger = curves_lib.CurveLogger(model, config, workdir, parallel.make_mesh())
-  params = {'params': vae.sampling_params(config, state)}
+  model, params, restored, logger = checkpoint_probe.restore(config, workdir, step)
+  params = {'params': params}
   valid, labels = logger.valid, logger.labels
-  classify = lambda name, x: np.argmax(np.asarray(eval_tasks.fetch(logger.classify(name, x))), -1)
+  classify = lambda name, x: checkpoint_probe.classify(logger, name, x)[valid]
   key = rng.key_for(config.seed, 'sample_agreement')
   per_pair, coarse_coherence, pairs = [], [], []
-  todo = [(given, target) for target in model.diffusion_names if target in logger.classified
-          for given in model.names if given != target]
+  todo = checkpoint_probe.given_target_pairs(model, logger)
   start = time.time()
   for given, target in todo:
     fn = make_samples_fn(model, config.sample, given, target, num_samples)
     images, coarse = fn(params, logger.inputs, jax.random.fold_in(key, len(pairs)))
-    preds = np.stack([classify(target, x)[valid] for x in images])
+    preds = np.stack([classify(target, x) for x in images])
     per_pair.append(agreement_stats(preds, labels[valid]))
     if coarse is not None:
-      coarse_coherence.append(float(np.mean(classify(target, coarse)[valid] == labels[valid])))
+      coarse_coherence.append(float(np.mean(classify(target, coarse) == labels[valid])))
     pairs.append(f'{given}->{target}')
     elapsed = time.time() - start
     logging.info('%s (%d of %d): %s; %.0f s, about %.0f s to go', pairs[-1], len(pairs),
                  len(todo), per_pair[-1], elapsed, elapsed / len(pairs) * (len(todo) - len(pairs)))
-  if not pairs:
-    raise ValueError('No diffusion-decoded modality with a classifier: nothing to sample.')
-  out = {'step': int(restored), 'samples_per_z': num_samples, 'pairs': pairs,
+  out = {'step': restored, 'samples_per_z': num_samples, 'pairs': pairs,
          'num_examples': int(np.sum(valid)), 'sampler': config.sample.sampler,
          'sampler_steps': int(config.sample.steps),
          'guidance': float(config.sample.get('guidance', 0.0))}
@@ -162,15 +142,12 @@ def measure(config, workdir: str, step: int | None = None, num_samples: int = 4)
 
 def main(argv):
   del argv
-  result = measure(FLAGS.config, FLAGS.workdir, None if FLAGS.step < 0 else FLAGS.step,
-                   FLAGS.samples)
-  result['workdir'] = FLAGS.workdir
-  print(json.dumps(result, indent=1))
-  if FLAGS.out:
-    with open(FLAGS.out, 'w') as f:
-      json.dump(result, f, indent=1)
+  result = measure(FLAGS.config, FLAGS.workdir, checkpoint_probe.flag_step(), FLAGS.samples)
+  checkpoint_probe.report(result, FLAGS.workdir, FLAGS.out)
 
 
 if __name__ == '__main__':
-  define_flags()
+  checkpoint_probe.define_flags()
+  flags.DEFINE_integer('samples', 4, 'Samples K per z (>= 2).')
+  flags.adopt_module_key_flags(checkpoint_probe)   # --help lists them.
   app.run(main)

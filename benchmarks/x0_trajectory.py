@@ -24,7 +24,6 @@ Cost: --steps U-Net calls per (given, target) pair on curve_num examples (the pr
 Diff-MVAE, 500 examples, 10 steps: ~2 minutes on one CPU core).
 """
 
-import json
 import os
 import sys
 
@@ -33,32 +32,18 @@ from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top
-from diffmvae_jax import curves as curves_lib
-from diffmvae_jax import eval_tasks
+import checkpoint_probe  # benchmarks/ is on sys.path (the script's own folder).
 from diffmvae_jax import generate as generate_lib
-from diffmvae_jax import parallel
 from diffmvae_jax import rng
 from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.models.diffmvae import DiffMVAE
 from diffmvae_jax.models.diffmvae import make_diffusion_schedule
-from diffmvae_jax.tasks import vae
 
 FLAGS = flags.FLAGS
-
-
-def define_flags():
-  """The command's flags (defined only when run as a script, so tests can import it)."""
-  config_flags.DEFINE_config_file('config', None, 'Config of the checkpoint.', lock_config=False)
-  flags.DEFINE_string('workdir', None, 'Workdir with the VAE checkpoint.', required=True)
-  flags.DEFINE_integer('step', -1, 'Checkpoint step (-1 = the latest).')
-  flags.DEFINE_integer('steps', 10, 'DDIM steps.')
-  flags.DEFINE_string('out', '', 'Also write the result to this JSON file.')
-  flags.mark_flags_as_required(['config'])
 
 
 def make_trajectory_fn(model: DiffMVAE, given: str, target: str, num_steps: int,
@@ -96,33 +81,23 @@ def make_trajectory_fn(model: DiffMVAE, given: str, target: str, num_steps: int,
 
 def measure(config, workdir: str, step: int | None = None, num_steps: int = 10) -> dict:
   """The trajectory figures (module docstring) of a workdir's checkpoint."""
-  model, state, restored = vae.restore_vae(config, workdir, step)
-  logger = curves_lib.CurveLogger(model, config, workdir, parallel.make_mesh())
-  params = {'params': vae.sampling_params(config, state)}
+  model, params, restored, logger = checkpoint_probe.restore(config, workdir, step)
+  params = {'params': params}
   valid, labels = logger.valid, logger.labels
-  classify = lambda name, x: np.argmax(np.asarray(eval_tasks.fetch(logger.classify(name, x))), -1)
   key = rng.key_for(config.seed, 'curves')
   coherence, agreement, coarse_coherence, pairs = [], [], [], []
-  for target in model.diffusion_names:
-    if target not in logger.classified:
-      continue
-    for given in model.names:
-      if given == target:
-        continue
-      fn, ts = make_trajectory_fn(model, given, target, num_steps,
-                                  config.sample.get('guidance', 0.0))
-      x0_hats, coarse = fn(params, logger.inputs, jax.random.fold_in(key, len(pairs)))
-      preds = np.stack([classify(target, x) for x in x0_hats])
-      preds = preds[:, valid]
-      coherence.append(np.mean(preds == labels[valid], axis=1))
-      agreement.append(np.mean(preds == preds[-1:], axis=1))
-      if coarse is not None:
-        c = classify(target, coarse)[valid]
-        coarse_coherence.append(float(np.mean(c == labels[valid])))
-      pairs.append(f'{given}->{target}')
-  if not pairs:
-    raise ValueError('No diffusion-decoded modality with a classifier: nothing to trace.')
-  out = {'step': int(restored), 'ddim_steps': num_steps,
+  for given, target in checkpoint_probe.given_target_pairs(model, logger):
+    fn, ts = make_trajectory_fn(model, given, target, num_steps,
+                                config.sample.get('guidance', 0.0))
+    x0_hats, coarse = fn(params, logger.inputs, jax.random.fold_in(key, len(pairs)))
+    preds = np.stack([checkpoint_probe.classify(logger, target, x)[valid] for x in x0_hats])
+    coherence.append(np.mean(preds == labels[valid], axis=1))
+    agreement.append(np.mean(preds == preds[-1:], axis=1))
+    if coarse is not None:
+      c = checkpoint_probe.classify(logger, target, coarse)[valid]
+      coarse_coherence.append(float(np.mean(c == labels[valid])))
+    pairs.append(f'{given}->{target}')
+  out = {'step': restored, 'ddim_steps': num_steps,
          'guidance': float(config.sample.get('guidance', 0.0)), 't': ts, 'pairs': pairs,
          'num_examples': int(np.sum(valid)),
          'coherence': [round(float(v), 4) for v in np.mean(coherence, axis=0)],
@@ -134,15 +109,12 @@ def measure(config, workdir: str, step: int | None = None, num_steps: int = 10) 
 
 def main(argv):
   del argv
-  result = measure(FLAGS.config, FLAGS.workdir, None if FLAGS.step < 0 else FLAGS.step,
-                   FLAGS.steps)
-  result['workdir'] = FLAGS.workdir
-  print(json.dumps(result, indent=1))
-  if FLAGS.out:
-    with open(FLAGS.out, 'w') as f:
-      json.dump(result, f, indent=1)
+  result = measure(FLAGS.config, FLAGS.workdir, checkpoint_probe.flag_step(), FLAGS.steps)
+  checkpoint_probe.report(result, FLAGS.workdir, FLAGS.out)
 
 
 if __name__ == '__main__':
-  define_flags()
+  checkpoint_probe.define_flags()
+  flags.DEFINE_integer('steps', 10, 'DDIM steps.')
+  flags.adopt_module_key_flags(checkpoint_probe)   # --help lists them.
   app.run(main)
