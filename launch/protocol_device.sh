@@ -18,7 +18,8 @@
 # device's result folder), else runs/protocol_device; checkpoints stay in $WORK.
 # Environment: PYTHON (python3), ARMS ("mopoe diffusion_residual_v_guided_c16": MoPoE and the
 # most coherent Diff-MVAE arm on the CPU; any arm of configs/protocol_polymnist.py, e.g.
-# diffusion_importance), STEPS (per arm, "mopoe=30000,diffusion_importance=30000"),
+# diffusion_importance), STEPS (per arm, "mopoe=30000,diffusion_importance=20000";
+# default 30000 for each arm of ARMS),
 # TRAIN_TIMEOUT (seconds per arm's training, 150: the loop saves the step it reached and
 # evaluation goes on from there; the JSON's step says how far it got),
 # PROTOCOL_DEVICE_WORK (scratch, /tmp/diffmvae_protocol_device).
@@ -58,7 +59,10 @@ if [ "$DRY" = 1 ]; then
     --config.prior.warmup_steps=1 --config.prior.checkpoint_every=1 --config.prior.width=16
     --config.prior.depth=1 --config.prior.embed_dim=8 --config.prior.log_every=1"
 else
-  STEPS="${STEPS:-mopoe=30000,diffusion=30000,diffusion_importance=30000,diffusion_simple=30000,diffusion_coarse=30000,diffusion_residual_v=30000,diffusion_residual_v_guided=30000,diffusion_residual_v_guided_c16=30000}"
+  # 30000 steps for every arm (MoPoE's CPU budget); TRAIN_TIMEOUT stops each arm first.
+  DEFAULT_STEPS=""
+  for arm in $ARMS; do DEFAULT_STEPS="${DEFAULT_STEPS:+$DEFAULT_STEPS,}$arm=30000"; done
+  STEPS="${STEPS:-$DEFAULT_STEPS}"
   TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-150}"
   # Curves every 3000 steps on 500 test examples; checkpoints every 3000 (SIGTERM saves too).
   EXTRA="$COMMON --config.eval.num_examples=1000 --config.eval.unconditional_num=1000
