@@ -29,15 +29,16 @@ digit code from ~5000 steps.
   # input of the U-Net), so z carries each image's content and steers every noise level;
   # the denoising term on 8 random examples of each batch, 14000 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_coarse ...
-  # The coarse arm's best variant (README): coarse weight 4, the simple loss on v, the
-  # diffusion of the residual about the coarse mean image, 14000 steps:
+  # The coarse arm's best variant (docs/protocol_research.md): coarse weight 4, the simple
+  # loss on v, the diffusion of the residual about the coarse mean image, 14000 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_residual_v ...
   # The same with classifier-free guidance on z: the U-Net does not see z for 10 % of its
   # training rows (model.diffusion.z_dropout), and sampling extrapolates away from that
   # unconditional branch with weight 2 (sample.guidance; twice the U-Net calls per step):
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_residual_v_guided ...
   # The same with the coarse term weighted 16 instead of 4 (the most coherent Diff-MVAE
-  # measured, README "A heavier coarse term forms the code faster"): the digit code forms sooner, same step time:
+  # measured, docs/protocol_research.md "A heavier coarse term"): the digit code forms
+  # sooner, at the same step time:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_residual_v_guided_c16 ...
   # The published MoPoE recipe as its own row (beta 2.5, latent 512, batch 256), 4200 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:mopoe_published ...
@@ -90,7 +91,7 @@ def get_config(arm: str = 'diffusion'):
         # steps of the other Diff-MVAE arms in the same wall-clock.
         config.model.diffusion.example_subsample = 8
       if arm.startswith('diffusion_residual_v'):
-        # The most coherent Diff-MVAE measured (README "Letting z steer every noise level"):
+        # The most coherent Diff-MVAE measured (docs/protocol_research.md, "Letting z steer"):
         # coarse term weighted 4, the U-Net on the simple loss read as v, modelling the
         # residual about the coarse mean image; beta stays 0.25 (the coarse term is in nats).
         config.model.diffusion.coarse_weight = 4.0
@@ -100,7 +101,7 @@ def get_config(arm: str = 'diffusion'):
       if arm.startswith('diffusion_residual_v_guided'):
         # Guidance on z (Ho & Salimans 2022's usual drop rate; the weight chosen before any
         # run): meant to keep the digit of z through the mid noise levels where the
-        # unguided v arm loses it (README x0 trajectory).
+        # unguided v arm loses it (docs/protocol_research.md, x0 trajectory).
         config.model.diffusion.z_dropout = 0.1
         config.sample.guidance = 2.0
       if arm == 'diffusion_residual_v_guided_c16':

@@ -266,7 +266,7 @@ def test_residual_v_arm_is_the_coarse_arm_with_the_readme_overrides():
   coarse.model.diffusion.z_dropout, coarse.sample.guidance = 0.1, 2.0
   guided = protocol_polymnist.get_config('diffusion_residual_v_guided')
   assert guided.to_dict() == coarse.to_dict()
-  # README's coarse-weight-16 runs: the guided arm with --config.model.diffusion.coarse_weight=16.0.
+  # The research log's coarse-weight-16 runs: the guided arm with --config.model.diffusion.coarse_weight=16.0.
   coarse.model.diffusion.coarse_weight = 16.0
   c16 = protocol_polymnist.get_config('diffusion_residual_v_guided_c16')
   assert c16.to_dict() == coarse.to_dict()
