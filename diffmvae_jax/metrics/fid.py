@@ -54,6 +54,30 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=SQRTM_EPS):
   return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
+def frechet_distance_psd(mu1, sigma1, mu2, sigma2):
+  """Fréchet distance of two Gaussian fits whose covariances may be singular (N <= D).
+
+  The same distance as ``frechet_distance``, with Tr((S1 S2)^(1/2)) computed as
+  Tr((A S2 A)^(1/2)), A = S1^(1/2): A S2 A is symmetric positive semi-definite and has the
+  eigenvalues of S1 S2, so the trace is a sum of square roots of real eigenvalues (rounding
+  negatives clipped to 0) and no imaginary part can arise. For fits of fewer samples than
+  dimensions (a latent of 512 from 250 samples) sqrtm of the non-symmetric S1 S2 comes back
+  with imaginary parts far above rounding; this form is exact there. FID keeps
+  ``frechet_distance`` (pytorch-fid's numerics); the latent gap uses this one.
+  """
+  mu1, mu2 = (np.atleast_1d(np.asarray(m, np.float64)) for m in (mu1, mu2))
+  s1, s2 = (np.atleast_2d(np.asarray(s, np.float64)) for s in (sigma1, sigma2))
+  if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
+    raise ValueError(f'shape mismatch: mu {mu1.shape} {mu2.shape}, sigma {s1.shape} {s2.shape}')
+  sym = lambda m: 0.5 * (m + m.T)
+  eigval, eigvec = np.linalg.eigh(sym(s1))
+  root1 = (eigvec * np.sqrt(np.clip(eigval, 0.0, None))) @ eigvec.T
+  middle = np.linalg.eigvalsh(sym(root1 @ s2 @ root1))
+  trace_covmean = float(np.sum(np.sqrt(np.clip(middle, 0.0, None))))
+  diff = mu1 - mu2
+  return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_covmean)
+
+
 def feature_statistics(features):
   """(N, D) features -> (mu, sigma) in float64 (sigma with the N - 1 normalisation)."""
   f = np.asarray(features, np.float64)

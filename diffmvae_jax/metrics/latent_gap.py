@@ -27,7 +27,8 @@ def latent_gap(posterior_latents, prior_samples, max_samples: int = 2000,
     seed: subsampling seed.
 
   Returns:
-    {'frechet': Fréchet distance between Gaussian fits (metrics.fid.frechet_distance),
+    {'frechet': Fréchet distance between Gaussian fits (metrics.fid.frechet_distance_psd,
+       exact when N or M is below D),
      'mmd2': unbiased MMD^2 with an RBF kernel exp(-|x - y|^2 / (2 h^2)) (can be slightly
        negative when the sets match), 'mmd_bandwidth': h, the median pairwise distance of
        the pooled (subsampled) sets}; floats, computed in float64.
@@ -36,8 +37,8 @@ def latent_gap(posterior_latents, prior_samples, max_samples: int = 2000,
   y = np.asarray(prior_samples, np.float64)
   if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(len(x), len(y)) < 2:
     raise ValueError(f'need (N >= 2, D) and (M >= 2, D) arrays, got {x.shape} and {y.shape}')
-  frechet = fid_lib.frechet_distance(*fid_lib.feature_statistics(x),
-                                     *fid_lib.feature_statistics(y))
+  frechet = fid_lib.frechet_distance_psd(*fid_lib.feature_statistics(x),
+                                         *fid_lib.feature_statistics(y))
   rng = np.random.default_rng(seed)
   if len(x) > max_samples:
     x = x[rng.choice(len(x), max_samples, replace=False)]
