@@ -319,6 +319,12 @@ def _cross_key_checks(config) -> None:
     _fail('prior.sigma_min', p.sigma_min, f'must be below prior.sigma_max ({p.sigma_max})')
   if p.embed_dim % 2:
     _fail('prior.embed_dim', p.embed_dim, 'must be even (sine and cosine halves)')
+  latent_dim = config.get('model', {}).get('latent_dim')
+  if latent_dim and p.get('width') and p.width < latent_dim:
+    _fail('prior.width', p.width, f'must be >= model.latent_dim ({latent_dim}): the score '
+          'net maps the latent through this width, and a narrower one cannot represent the '
+          'score of N(0, I) (-z, of full rank) that the latent SDE starts from, so its '
+          f'samplers diverge; set --config.prior.width={latent_dim} or more')
 
 
 def check_config(config) -> None:

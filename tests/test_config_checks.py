@@ -169,6 +169,10 @@ def test_every_key_refuses_a_bad_value_in_one_line(monkeypatch, tmp_path):
     (('--config.prior.beta_min=30.0',), 'prior.beta_min=30.0: must be below prior.beta_max'),
     (('--config.prior.sigma_min=60.0',), 'prior.sigma_min=60.0: must be below'),
     (('--config.prior.embed_dim=127',), 'prior.embed_dim=127: must be even'),
+    # A score net narrower than the latent cannot represent -z: the published MoPoE recipe's
+    # prior (latent 512, width 256) diverged (README, "What this shows").
+    (('--config.model.latent_dim=64', '--config.prior.width=32'),
+     'prior.width=32: must be >= model.latent_dim (64)'),
     (('--config.model.diffusion.t_sampling=importance',),
      "model.diffusion.t_sampling='importance': must be 'uniform' unless"),
     (('--config.train.steps_per_dispatch=4', '--config.prior.joint=True'),
@@ -186,6 +190,7 @@ def test_cross_key_rules(monkeypatch, overrides, starts):
                     '--config.sample.steps=5000') is None
   assert _cli_error(monkeypatch, '--config.train.curve_every=5', '--config.train.curve_sampler=ddpm',
                     '--config.train.curve_sampler_steps=5000') is None
+  assert _cli_error(monkeypatch, '--config.model.latent_dim=64', '--config.prior.width=64') is None
 
 
 @pytest.mark.parametrize('overrides,starts', [
