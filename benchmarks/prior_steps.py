@@ -62,11 +62,12 @@ def setting_config(config, prior: str, sampler: str = 'pc', steps: int = 500, nu
   return c
 
 
-def samples_per_second(config, workdir: str, num: int) -> float:
-  """Latents/s of the prior's sampler (one call of `num`, median of 3 after compiling)."""
+def samples_per_second(config, workdir: str, num: int) -> float | None:
+  """Latents/s of the prior's sampler (one call of `num`, median of 3 after compiling);
+  None for N(0, I), which has no sampler to time (JSON null, not NaN)."""
   sampler = score_prior.latent_sampler_for(config, workdir)
   if sampler is None:
-    return float('nan')
+    return None
   jax.block_until_ready(sampler(jax.random.PRNGKey(0), num))
   times = []
   for i in range(3):
@@ -90,8 +91,10 @@ def main(argv):
            'frechet': gap['frechet'], 'mmd2': gap['mmd2'],
            'samples_per_second': samples_per_second(config, FLAGS.workdir, FLAGS.num)}
     rows.append(row)
+    rate = row['samples_per_second']
     print(f"{prior:8s} {sampler or '-':15s} {steps or '-':>5} FD {row['frechet']:8.3f} "
-          f"MMD2 {row['mmd2']:.4f} {row['samples_per_second']:10.1f} latents/s", flush=True)
+          f"MMD2 {row['mmd2']:.4f} " + (f'{rate:10.1f} latents/s' if rate else '         -'),
+          flush=True)
   with open(os.path.join(FLAGS.out, 'summary.json'), 'w') as f:
     json.dump({'rows': rows}, f, indent=2, sort_keys=True)
 

@@ -56,3 +56,11 @@ def test_prior_steps_settings_and_config():
   assert (c.sample.prior, c.prior.sampler, c.prior.sampler_steps) == ('sde', 'ode_heun', 20)
   assert c.eval.num_examples == c.eval.unconditional_num == 300
   assert base.sample.prior == 'gaussian' and base.prior.sampler == 'pc'
+
+
+def test_prior_steps_does_not_time_the_gaussian_prior(tmp_path):
+  """N(0, I) has no sampler to time: JSON null rather than NaN (not valid JSON)."""
+  import prior_steps  # pylint: disable=g-import-not-at-top
+  config = prior_steps.setting_config(compare_polymnist.get_config('diffusion'), 'gaussian',
+                                      num=8)
+  assert prior_steps.samples_per_second(config, str(tmp_path), 8) is None
