@@ -201,6 +201,10 @@ def get_config() -> ml_collections.ConfigDict:
   prior.width = 512                 # Score net (residual MLP) hidden width.
   prior.depth = 4                   # Score net residual blocks.
   prior.embed_dim = 128             # Sinusoidal time-embedding size (even).
+  # The net predicts the noise's residual about its exact value for N(0, I) latents
+  # (std(t) z / (mean(t)^2 + std(t)^2)), so an untrained net samples N(0, I) in standardised
+  # space instead of diverging (LSGM's mixed score, Vahdat et al. 2021).
+  prior.gaussian_residual = False
   prior.latents = 'mean'            # Training latents of the full-set PoE: mean | sample.
   prior.num_steps = 20000           # Total score-net steps; a resumed run trains up to this.
   prior.batch_size = 256            # Global batch (also for encoding), divisible by devices.

@@ -246,6 +246,7 @@ RULES: dict[str, Rule] = {
     'prior.width': _POS,
     'prior.depth': _POS,
     'prior.embed_dim': _POS,
+    'prior.gaussian_residual': boolean(),
     'prior.latents': choice(PRIOR_LATENTS),
     'prior.num_steps': _NONNEG,
     'prior.batch_size': _POS,

@@ -30,7 +30,7 @@ NO_BAD_CLI_VALUE = {'data.modalities', 'model.decoder_overrides', 'loss.weight_o
                     'sample.given', 'data.crop_to_bbox', 'model.use_prior_expert',
                     'model.diffusion.shared_unet', 'sample.use_ema', 'eval.fid_conditional',
                     'eval.latent_gap', 'prior.joint', 'model.diffusion.coarse_condition',
-                    'model.diffusion.residual'}
+                    'model.diffusion.residual', 'prior.gaussian_residual'}
 CUB_ONLY = {'data.image_size', 'data.crop_to_bbox', 'data.validation_fraction'}
 
 

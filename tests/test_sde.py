@@ -284,3 +284,22 @@ def test_dsm_training_on_toy_mixture_long():
     near, fractions = _mode_stats(x)
     assert near > 0.9, (name, near)
     assert fractions.min() > 0.15, (name, fractions)
+
+
+@pytest.mark.parametrize('name', ['vp', 'subvp', 've'])
+def test_gaussian_residual_score_net_is_the_standard_normal_score_when_zero(name):
+  """prior.gaussian_residual: with its output layer zeroed, the net's score is exactly that of
+  z_0 ~ N(0, I) perturbed by the SDE, -z / (mean^2 + std^2) (gaussian_score_fn with M = 0,
+  S = 1); without the option the zeroed net's score is 0."""
+  sde = SDES[name]
+  z = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)) * 3.0, jnp.float32)
+  t = jnp.array([0.02, 0.1, 0.4, 0.7, 1.0])
+  for residual in (True, False):
+    net = latent_prior.ScoreNet(sde, width=16, depth=2, embed_dim=8, gaussian_residual=residual)
+    params = net.init(jax.random.key(0), z, t)['params']
+    params['output'] = jax.tree.map(jnp.zeros_like, params['output'])
+    score = latent_prior.make_score_fn(net, {'params': params})(z, t)
+    mean, std = sde.marginal(t)
+    expected = (-z / (jnp.square(mean) + jnp.square(std))[:, None] if residual
+                else jnp.zeros_like(z))
+    np.testing.assert_allclose(score, expected, rtol=1e-5, atol=1e-6)

@@ -49,7 +49,9 @@ LATENT_KINDS = ('mean', 'sample')
 PRIOR_COMPATIBILITY_KEYS = ('seed', 'model.latent_dim', 'prior.sde', 'prior.beta_min',
                             'prior.beta_max', 'prior.sigma_min', 'prior.sigma_max',
                             'prior.width', 'prior.depth', 'prior.embed_dim', 'prior.latents',
-                            'prior.batch_size')
+                            'prior.batch_size', 'prior.gaussian_residual')
+# Values of compatibility keys added later, for checkpoints saved before they existed.
+PRIOR_KEY_DEFAULTS = {'prior.gaussian_residual': False}
 # Tags folded into the prior's key: its data order and the noise of sampled latents.
 _DATA_TAG, SAMPLE_LATENTS_TAG = 1, 2
 # Floor of the per-dimension standard deviation used for standardisation.
@@ -106,7 +108,8 @@ def make_score_net(config) -> latent_prior.ScoreNet:
   """The (static) ScoreNet module of config.prior."""
   p = config.prior
   return latent_prior.ScoreNet(sde=make_sde(p), width=p.width, depth=p.depth,
-                               embed_dim=p.embed_dim)
+                               embed_dim=p.embed_dim,
+                               gaussian_residual=bool(p.get('gaussian_residual', False)))
 
 
 def make_prior_optimizer(prior_config) -> optax.GradientTransformation:
@@ -265,8 +268,11 @@ class BatchSchedule:
 
 def check_prior_compatible(checkpointer, step: int, config) -> None:
   saved, current = checkpointer.restore_config(step), checkpoint_lib.config_as_dict(config)
-  diffs = [f'{k}: {checkpoint_lib.lookup(saved, k)!r} -> {checkpoint_lib.lookup(current, k)!r}'
-           for k in PRIOR_COMPATIBILITY_KEYS if checkpoint_lib.lookup(saved, k) != checkpoint_lib.lookup(current, k)]
+  def value(config_dict, key):
+    found = checkpoint_lib.lookup(config_dict, key)
+    return PRIOR_KEY_DEFAULTS.get(key) if found is None else found
+  diffs = [f'{k}: {value(saved, k)!r} -> {value(current, k)!r}'
+           for k in PRIOR_COMPATIBILITY_KEYS if value(saved, k) != value(current, k)]
   if diffs:
     raise CheckpointError(
         f'{checkpointer.directory} holds a latent prior (step {step}) trained with different '
