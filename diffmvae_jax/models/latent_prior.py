@@ -61,7 +61,7 @@ class ScoreNet(nn.Module):
       raw network output.
     gaussian_residual: the net predicts the noise's residual about E[noise | z_t] for
       z_0 ~ N(0, I), std(t) z_t / (mean(t)^2 + std(t)^2): a zero net is then the exact score
-      of N(0, I) data (LSGM's mixed score), so a poorly trained net cannot push samples out.
+      of N(0, I) data (LSGM's mixed score), so training starts from that score, not from 0.
   """
   sde: SDE
   width: int = 512
