@@ -169,6 +169,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Classifier-free guidance on z: eps = (1 + w) eps(z) - w eps(no z), w = sample.guidance,
   # at twice the U-Net cost per step; needs model.diffusion.z_dropout > 0 (0 = no guidance).
   sample.guidance = 0.0
+  # Shallow diffusion: < 1 starts the diffusion decoders at t_start * (T - 1) from the coarse
+  # decoder's mean image c(z) noised to that step, instead of pure noise (1); needs
+  # model.diffusion.coarse_weight > 0.
+  sample.t_start = 1.0
   sample.use_ema = True
   sample.prior = 'gaussian'         # Unconditional z: gaussian (N(0, I)) | sde (latent prior).
 

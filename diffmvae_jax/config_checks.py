@@ -222,6 +222,7 @@ RULES: dict[str, Rule] = {
     'sample.steps': _POS,
     'sample.eta': real(0.0),
     'sample.guidance': real(0.0),
+    'sample.t_start': real(0.0, 1.0, lo_open=True),
     'sample.use_ema': boolean(),
     'sample.prior': choice(SAMPLE_PRIORS),
     # eval
@@ -299,6 +300,19 @@ def _cross_key_checks(config) -> None:
     _fail('sample.guidance', s.guidance, 'needs model.diffusion.z_dropout > 0 (the '
           'unconditional branch guidance extrapolates from is trained only then); set '
           'sample.guidance=0 or train with model.diffusion.z_dropout=0.1')
+  if s.get('t_start', 1.0) < 1.0 and not d.get('coarse_weight', 0.0) > 0:
+    _fail('sample.t_start', s.t_start, 'below 1 starts from the coarse decoder\'s mean image '
+          'and needs model.diffusion.coarse_weight > 0; set sample.t_start=1')
+  if s.get('t_start', 1.0) < 1.0:
+    left = int(round(s.t_start * (d.num_timesteps - 1))) + 1   # Timesteps from t_start to 0.
+    tr = config.get('train', {})
+    for key, sampler, steps in (
+        ('sample.steps', s.sampler, s.steps),
+        ('train.curve_sampler_steps', tr.get('curve_sampler', 'ddim'),
+         tr.get('curve_sampler_steps', 0) if tr.get('curve_every', 0) else 0)):
+      if sampler != 'ddpm' and steps > left:
+        _fail(key, steps, f'must be <= {left}, the timesteps from sample.t_start='
+              f'{s.t_start} down to 0')
   t = config.get('train', {})
   if (t.get('curve_every') and t.get('curve_sampler', 'ddim') != 'ddpm'
       and t.get('curve_sampler_steps', 0) > d.num_timesteps):

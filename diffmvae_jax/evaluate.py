@@ -30,7 +30,8 @@ in ``<workdir>/eval/step_<step>/given_<S>.npz`` / ``unconditional_<prior>.npz`` 
 settings it was computed with: an interrupted evaluation resumes, a rerun reuses what is
 unchanged, and a changed setting recomputes. Figures and their provenance go to
 ``<workdir>/eval/step_<step>/metrics_<sample.prior>.json`` (``metrics_<sample.prior>_guidance<w>
-.json`` under sample.guidance = w > 0) and TensorBoard. Run it with
+.json`` under sample.guidance = w > 0, ``..._tstart<s>.json`` under sample.t_start = s < 1)
+and TensorBoard. Run it with
 ``--config.sample.prior=gaussian`` and ``=sde`` to compare the two priors on the same
 checkpoint (the conditional tasks are shared).
 """
@@ -57,9 +58,11 @@ from diffmvae_jax.tasks import vae
 
 
 def metrics_file_name(sample_config) -> str:
-  """metrics_<prior>.json, or metrics_<prior>_guidance<w>.json under sample.guidance w > 0."""
+  """metrics_<prior>[_guidance<w>][_tstart<s>].json: w = sample.guidance > 0, s = t_start < 1."""
   guidance = float(sample_config.get('guidance', 0.0))
+  t_start = float(sample_config.get('t_start', 1.0))
   tag = f'_guidance{guidance:g}' if guidance else ''
+  tag += f'_tstart{t_start:g}' if t_start < 1.0 else ''
   return f'metrics_{sample_config.prior}{tag}.json'
 
 
@@ -187,6 +190,8 @@ class Evaluator:
       fp['sampler'] = (s.sampler, int(s.steps), float(s.eta))
       if s.get('guidance', 0.0):
         fp['guidance'] = float(s.guidance)
+      if s.get('t_start', 1.0) < 1.0:
+        fp['t_start'] = float(s.t_start)
     if unconditional:
       fp['num'] = int(e.unconditional_num)
       fp['prior'] = s.prior
@@ -248,7 +253,8 @@ class Evaluator:
         'unconditional_num': self.config.eval.unconditional_num,
         'sampler': s.sampler,
         'sampler_steps': s.steps if s.sampler != 'ddpm' else None,
-        'eta': s.eta, 'guidance': float(s.get('guidance', 0.0)), 'ema': s.use_ema,
+        'eta': s.eta, 'guidance': float(s.get('guidance', 0.0)),
+        't_start': float(s.get('t_start', 1.0)), 'ema': s.use_ema,
         'prior': s.prior,
         'preprocessing': 'images scaled to [-1, 1] for the model, [0, 1] for Inception',
         'checkpoint_step': self.step, 'seed': self.config.seed, 'rng': rng.SCHEME,

@@ -4,7 +4,8 @@ Conditional generation for a set S of given modalities draws
 z ~ q_S(z | X_S), the product of the given experts (DESIGN.md §2.6), then decodes
 every modality from z: diffusion decoders run a DDIM, DPM-Solver++ (2M) or ancestral DDPM sampler
 (lax loops, jit-compiled, deterministic for a key), optionally with classifier-free guidance
-on z (sample.guidance, make_eps_fn), feed-forward decoders return
+on z (sample.guidance, make_eps_fn) and optionally shallow, from the coarse decoder's mean
+image noised to sample.t_start (start_timestep); feed-forward decoders return
 their mean (images), their Bernoulli probabilities (masks, attributes), or argmax
 (captions, labels).
 
@@ -52,6 +53,28 @@ def check_guidance(model: DiffMVAE, guidance: float) -> float:
   return guidance
 
 
+def start_timestep(model: DiffMVAE, t_start: float) -> int | None:
+  """sample.t_start as the samplers' first timestep: None for 1 (pure noise at T - 1).
+
+  t_start in (0, 1) starts the diffusion decoders at round(t_start (T - 1)) from the coarse
+  mean image c(z) noised to that step (shallow diffusion; samplers module docstring), so
+  it needs the coarse decoders of model.diffusion.coarse_weight > 0.
+
+  Raises:
+    ConfigError: t_start outside (0, 1], or < 1 for a model without a trained coarse decoder.
+  """
+  t_start = float(t_start)
+  if not 0.0 < t_start <= 1.0:
+    raise ConfigError(f'sample.t_start must be in (0, 1] (1 = from pure noise), got {t_start}.')
+  if t_start == 1.0 or not model.diffusion_names:
+    return None
+  if not model.model_config.diffusion.get('coarse_weight', 0.0) > 0:
+    raise ConfigError(
+        f'sample.t_start={t_start} starts from the coarse decoder\'s mean image, and this model '
+        'has none (model.diffusion.coarse_weight = 0). Set sample.t_start=1.')
+  return int(round(t_start * (model.model_config.diffusion.num_timesteps - 1)))
+
+
 def make_eps_fn(model: DiffMVAE, params, name: str, z, guidance: float = 0.0) -> Callable:
   """eps(x_t, t) of modality `name`'s diffusion decoder given z (B, D), for the samplers.
 
@@ -93,7 +116,8 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
   binary values); captions int32 (B, L); labels int32 (B,). Modality i always uses
   fold_in(key, i), so a sample does not depend on which other modalities are decoded
   with it. sample_config.guidance (default 0) guides the diffusion decoders on z
-  (make_eps_fn).
+  (make_eps_fn); sample_config.t_start (default 1) < 1 starts them from the coarse mean image
+  (start_timestep).
   """
   names = tuple(model.names if names is None else names)
   schedule = (make_diffusion_schedule(model.model_config)
@@ -102,6 +126,7 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
     raise ConfigError(f'Unknown sample.sampler {sample_config.sampler!r}; use one of '
                       f'{", ".join(samplers.SAMPLER_NAMES)}.')
   guidance = check_guidance(model, sample_config.get('guidance', 0.0))
+  t_start = start_timestep(model, sample_config.get('t_start', 1.0))
 
   def decode(params, z, key):
     out = {}
@@ -112,12 +137,14 @@ def make_decode_fn(model: DiffMVAE, sample_config, names: Sequence[str] | None =
         eps_fn = make_eps_fn(model, params, m.name, z, guidance)
         shape = (z.shape[0],) + tuple(m.shape)
         key_m = jax.random.fold_in(key, i)
-        offset = None
+        offset = x0_start = None
         if model.residual:   # Image = c(z) + a sampled residual (model.diffusion.residual).
           offset = model.apply(params, m.name, z, method=DiffMVAE.residual_offset)
+        elif t_start is not None:   # A residual's shallow start is 0, the image's c(z).
+          x0_start = model.apply(params, m.name, z, method=DiffMVAE.coarse_mean)
         image = samplers.sample(sample_config.sampler, eps_fn, schedule, key_m, shape,
                                 num_steps=sample_config.steps, eta=sample_config.eta,
-                                x0_offset=offset)
+                                x0_offset=offset, t_start=t_start, x0_start=x0_start)
         out[m.name] = image if offset is None else image + offset
         continue
       raw = model.apply(params, m.name, z, method=DiffMVAE.decode_feedforward)

@@ -67,6 +67,7 @@ def _bad_values(a_file):
       'sample.num': '0', 'sample.sampler': 'euler', 'sample.steps': '0', 'sample.eta': '-1',
       'sample.prior': 'flow',
       'sample.guidance': '-1',
+      'sample.t_start': '0',
       'eval.step': '-2', 'eval.split': 'dev', 'eval.num_examples': '-1',
       'eval.batch_size': '0', 'eval.metrics': 'coherence,accuracy',
       'eval.classifier_dir': a_file, 'eval.classifier_steps': '0',

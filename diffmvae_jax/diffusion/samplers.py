@@ -8,6 +8,12 @@ parameters and the conditioning latent z to build it. `SAMPLER_NAMES` are the va
 `sample.sampler`; `sample` dispatches on them. A sampler given `x0_offset` (B, ...) samples
 a residual r about it (model.diffusion.residual): x0 predictions are clipped so that
 r + x0_offset lies in [-1, 1], and the caller adds the offset to the result.
+
+Shallow diffusion (Liu et al. 2022, DiffSinger): given `t_start` < T - 1 and an estimate
+`x0_start` of x_0 (a coarse decoder's mean image, or zero for a residual about it), a sampler
+starts at x_{t_start} = sqrt(abar) x0_start + sqrt(1 - abar) noise, a draw of
+q(x_{t_start} | x0_start), and runs its steps from t_start down to 0. Without t_start it
+starts from pure noise at T - 1, as the samplers always did.
 """
 
 from typing import Callable, Sequence
@@ -30,9 +36,42 @@ def clip_prediction(x0, clip_x0: bool, x0_offset=None):
   return jnp.clip(x0 + x0_offset, -1.0, 1.0) - x0_offset
 
 
+def initial_sample(schedule: DiffusionSchedule, key, shape: Sequence[int],
+                   t_start: int | None = None, x0_start=None):
+  """The sampler's first x: pure noise, or q(x_{t_start} | x0_start) (shallow diffusion).
+
+  Args:
+    schedule: DiffusionSchedule with T steps.
+    key: PRNG key of the noise.
+    shape: static (B, ...).
+    t_start: None (pure noise, for T - 1), or a static int in [0, T - 1].
+    x0_start: float32 broadcastable to `shape`, the x_0 estimate noised to t_start; zeros
+      when None.
+
+  Returns:
+    float32 `shape`.
+  """
+  noise = jax.random.normal(key, tuple(shape), jnp.float32)
+  if t_start is None:
+    return noise
+  check_t_start(schedule.num_timesteps, t_start)
+  x0 = jnp.zeros(tuple(shape), jnp.float32) if x0_start is None else x0_start
+  return (schedule.sqrt_alphas_cumprod[t_start] * x0
+          + schedule.sqrt_one_minus_alphas_cumprod[t_start] * noise)
+
+
+def check_t_start(num_timesteps: int, t_start: int, num_steps: int = 1) -> int:
+  """Returns t_start, or raises ValueError unless num_steps - 1 <= t_start <= T - 1."""
+  if not num_steps - 1 <= t_start <= num_timesteps - 1:
+    raise ValueError(f't_start must be in [{num_steps - 1}, {num_timesteps - 1}] '
+                     f'for {num_steps} steps, got {t_start}.')
+  return t_start
+
+
 def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-                clip_x0: bool = True, x0_offset=None):
-  """Ancestral sampling through all T steps of p(x_{t-1} | x_t).
+                clip_x0: bool = True, x0_offset=None, t_start: int | None = None,
+                x0_start=None):
+  """Ancestral sampling through all T steps of p(x_{t-1} | x_t) (t_start + 1 when given).
 
   x_{t-1} = coef1_t x0_hat + coef2_t x_t + [t > 0] exp(logvar_clipped_t / 2) z, with
   x0_hat predicted from eps_fn (clipped to [-1, 1] when clip_x0). The last step (t = 0) adds
@@ -45,16 +84,17 @@ def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     shape: static (B, H, W, C).
     clip_x0: clip the predicted x_0 to [-1, 1].
     x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
+    t_start, x0_start: shallow diffusion (module docstring; initial_sample).
 
   Returns:
     x_0 float32 `shape`.
   """
-  num_timesteps = schedule.num_timesteps
+  top = schedule.num_timesteps - 1 if t_start is None else t_start
   init_key, step_key = jax.random.split(key)
-  x_init = jax.random.normal(init_key, tuple(shape), jnp.float32)
+  x_init = initial_sample(schedule, init_key, shape, t_start, x0_start)
 
   def body(i, x):
-    t = jnp.full((shape[0],), num_timesteps - 1 - i, jnp.int32)
+    t = jnp.full((shape[0],), top - i, jnp.int32)
     x0 = predict_x0_from_eps(schedule, x, t, eps_fn(x, t))
     x0 = clip_prediction(x0, clip_x0, x0_offset)
     mean = (gather(schedule.posterior_mean_coef1, t, x.ndim) * x0
@@ -63,23 +103,27 @@ def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     std = jnp.exp(0.5 * gather(schedule.posterior_log_variance_clipped, t, x.ndim))
     return mean + jnp.where(t[0] > 0, 1.0, 0.0) * std * noise
 
-  return jax.lax.fori_loop(0, num_timesteps, body, x_init)
+  return jax.lax.fori_loop(0, top + 1, body, x_init)
 
 
-def ddim_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
+def ddim_timesteps(num_timesteps: int, num_steps: int, t_start: int | None = None
+                   ) -> np.ndarray:
   """Evenly spaced timesteps for DDIM, descending, static.
 
   Args:
     num_timesteps: T.
-    num_steps: k in [1, T].
+    num_steps: k in [1, T] (in [1, t_start + 1] with t_start).
+    t_start: the first timestep (default T - 1).
 
   Returns:
-    np.ndarray int32 (k,), strictly decreasing from T-1 (k > 1) down to 0;
+    np.ndarray int32 (k,), strictly decreasing from t_start (k > 1) down to 0;
     num_steps = T gives T-1, ..., 0.
   """
   if not 1 <= num_steps <= num_timesteps:
     raise ValueError(f'num_steps must be in [1, {num_timesteps}], got {num_steps}.')
-  ts = np.floor(np.linspace(0.0, num_timesteps - 1, num_steps) + 0.5).astype(np.int32)
+  top = num_timesteps - 1 if t_start is None else check_t_start(num_timesteps, t_start,
+                                                                 num_steps)
+  ts = np.floor(np.linspace(0.0, top, num_steps) + 0.5).astype(np.int32)
   return ts[::-1].copy()
 
 
@@ -110,7 +154,8 @@ def ddim_coefficients(schedule: DiffusionSchedule, t, t_prev, eta: float):
 
 
 def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-                num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None):
+                num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None,
+                t_start: int | None = None, x0_start=None):
   """DDIM sampling (Song et al. 2021) over `num_steps` evenly spaced timesteps.
 
   When clip_x0, eps_hat is recomputed from the clipped x0_hat, so that eta = 1 with
@@ -125,15 +170,16 @@ def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence
     eta: stochasticity (0 = deterministic given the initial noise).
     clip_x0: clip the predicted x_0 to [-1, 1].
     x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
+    t_start, x0_start: shallow diffusion (module docstring; initial_sample).
 
   Returns:
     x_0 float32 `shape`.
   """
-  ts = ddim_timesteps(schedule.num_timesteps, num_steps)
+  ts = ddim_timesteps(schedule.num_timesteps, num_steps, t_start)
   ts_prev = np.concatenate([ts[1:], [-1]]).astype(np.int32)
   ts, ts_prev = jnp.asarray(ts), jnp.asarray(ts_prev)
   init_key, step_key = jax.random.split(key)
-  x_init = jax.random.normal(init_key, tuple(shape), jnp.float32)
+  x_init = initial_sample(schedule, init_key, shape, t_start, x0_start)
   batch = shape[0]
 
   def body(i, x):
@@ -170,10 +216,11 @@ def ddim_step(eps_fn: EpsFn, schedule: DiffusionSchedule, x, t, t_prev, noise, e
   return expand(c_x0) * x0 + expand(c_eps) * eps + expand(sigma) * noise, x0
 
 
-def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
+def dpm_solver_timesteps(num_timesteps: int, num_steps: int, t_start: int | None = None
+                         ) -> np.ndarray:
   """Time-quadratic timesteps for DPM-Solver++, descending, distinct, static.
 
-  t_i = round((T - 1) (1 - i / (k - 1))^2), then made strictly decreasing from the end (each
+  t_i = round(t_start (1 - i / (k - 1))^2) (t_start defaults to T - 1), then made strictly decreasing from the end (each
   at least one above the next), so k network calls always hit k distinct timesteps. Denser
   near t = 0 than DDIM's uniform spacing: measured on Gaussian data with the exact score
   (tests/test_diffusion.py), 20 steps on the linear T = 1000 schedule give the data's
@@ -181,16 +228,19 @@ def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
 
   Args:
     num_timesteps: T.
-    num_steps: k in [1, T].
+    num_steps: k in [1, T] (in [1, t_start + 1] with t_start).
+    t_start: the first timestep (default T - 1).
 
   Returns:
-    np.ndarray int32 (k,), strictly decreasing from T-1 to 0 (k = 1: [T-1]).
+    np.ndarray int32 (k,), strictly decreasing from t_start to 0 (k = 1: [t_start]).
   """
   if not 1 <= num_steps <= num_timesteps:
     raise ValueError(f'num_steps must be in [1, {num_timesteps}], got {num_steps}.')
+  top = num_timesteps - 1 if t_start is None else check_t_start(num_timesteps, t_start,
+                                                                 num_steps)
   if num_steps == 1:
-    return np.array([num_timesteps - 1], np.int32)
-  ts = np.floor((num_timesteps - 1) * np.linspace(1.0, 0.0, num_steps) ** 2 + 0.5).astype(int)
+    return np.array([top], np.int32)
+  ts = np.floor(top * np.linspace(1.0, 0.0, num_steps) ** 2 + 0.5).astype(int)
   for i in range(num_steps - 2, -1, -1):
     ts[i] = max(ts[i], ts[i + 1] + 1)
   return ts.astype(np.int32)
@@ -198,7 +248,7 @@ def dpm_solver_timesteps(num_timesteps: int, num_steps: int) -> np.ndarray:
 
 def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
                             shape: Sequence[int], num_steps: int, clip_x0: bool = True,
-                            x0_offset=None):
+                            x0_offset=None, t_start: int | None = None, x0_start=None):
   """DPM-Solver++ (2M): multistep second-order solver of the probability-flow ODE.
 
   Lu et al. 2022, data-prediction form, on the model's own discrete timesteps
@@ -222,11 +272,12 @@ def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
     num_steps: static k in [1, T], the number of network calls.
     clip_x0: clip the predicted x_0 to [-1, 1].
     x0_offset: None, or float32 `shape`: sample a residual about it (module docstring).
+    t_start, x0_start: shallow diffusion (module docstring; initial_sample).
 
   Returns:
     x_0 float32 `shape`.
   """
-  ts = dpm_solver_timesteps(schedule.num_timesteps, num_steps)
+  ts = dpm_solver_timesteps(schedule.num_timesteps, num_steps, t_start)
   ts_prev = np.concatenate([ts[1:], [-1]]).astype(np.int32)
   ts_before = np.concatenate([ts[:1], ts[:-1]]).astype(np.int32)   # t_{i-1} (t_0 at i = 0)
   ts, ts_prev, ts_before = jnp.asarray(ts), jnp.asarray(ts_prev), jnp.asarray(ts_before)
@@ -234,7 +285,7 @@ def dpm_solver_pp_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, key,
   sigma = schedule.sqrt_one_minus_alphas_cumprod
   lam = jnp.log(alpha) - jnp.log(sigma)                               # (T,) decreasing in t
   init_key, _ = jax.random.split(key)                                 # DDIM's x_T for a key.
-  x_init = jax.random.normal(init_key, tuple(shape), jnp.float32)
+  x_init = initial_sample(schedule, init_key, shape, t_start, x0_start)
   batch = shape[0]
 
   def body(i, carry):
@@ -259,12 +310,14 @@ SAMPLER_NAMES = ('ddim', 'ddpm', 'dpmpp_2m')
 
 
 def sample(name: str, eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Sequence[int],
-           num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None):
+           num_steps: int, eta: float = 0.0, clip_x0: bool = True, x0_offset=None,
+           t_start: int | None = None, x0_start=None):
   """Runs the sampler `name` (one of SAMPLER_NAMES); ddpm ignores num_steps and eta.
 
   Args:
     name: 'ddim' (num_steps, eta), 'ddpm' (all T steps) or 'dpmpp_2m' (num_steps).
-    eps_fn, schedule, key, shape, clip_x0, x0_offset: as for the samplers.
+    eps_fn, schedule, key, shape, clip_x0, x0_offset, t_start, x0_start: as for the
+      samplers.
     num_steps: network calls of ddim and dpmpp_2m, static, in [1, T].
     eta: DDIM's stochasticity.
 
@@ -272,11 +325,13 @@ def sample(name: str, eps_fn: EpsFn, schedule: DiffusionSchedule, key, shape: Se
     x_0 float32 `shape`.
   """
   if name == 'ddpm':
-    return ddpm_sample(eps_fn, schedule, key, shape, clip_x0=clip_x0, x0_offset=x0_offset)
+    return ddpm_sample(eps_fn, schedule, key, shape, clip_x0=clip_x0, x0_offset=x0_offset,
+                       t_start=t_start, x0_start=x0_start)
   if name == 'ddim':
     return ddim_sample(eps_fn, schedule, key, shape, num_steps=num_steps, eta=eta,
-                       clip_x0=clip_x0, x0_offset=x0_offset)
+                       clip_x0=clip_x0, x0_offset=x0_offset, t_start=t_start,
+                       x0_start=x0_start)
   if name == 'dpmpp_2m':
     return dpm_solver_pp_2m_sample(eps_fn, schedule, key, shape, num_steps, clip_x0=clip_x0,
-                                   x0_offset=x0_offset)
+                                   x0_offset=x0_offset, t_start=t_start, x0_start=x0_start)
   raise ValueError(f'Unknown sampler {name!r}; valid names: {", ".join(SAMPLER_NAMES)}.')
