@@ -60,9 +60,7 @@ from diffmvae_jax.tasks import vae
 def metrics_file_name(sample_config) -> str:
   """metrics_<prior>[_guidance<w>][_tstart<s>].json: w = sample.guidance > 0, s = t_start < 1."""
   guidance = float(sample_config.get('guidance', 0.0))
-  t_start = float(sample_config.get('t_start', 1.0))
-  tag = f'_guidance{guidance:g}' if guidance else ''
-  tag += f'_tstart{t_start:g}' if t_start < 1.0 else ''
+  tag = (f'_guidance{guidance:g}' if guidance else '') + generate_lib.shallow_tag(sample_config)
   return f'metrics_{sample_config.prior}{tag}.json'
 
 

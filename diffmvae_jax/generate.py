@@ -75,6 +75,12 @@ def start_timestep(model: DiffMVAE, t_start: float) -> int | None:
   return int(round(t_start * (model.model_config.diffusion.num_timesteps - 1)))
 
 
+def shallow_tag(sample_config) -> str:
+  """'_tstart<s>' for sample.t_start = s < 1, else '': keeps shallow outputs' files apart."""
+  t_start = float(sample_config.get('t_start', 1.0))
+  return f'_tstart{t_start:g}' if t_start < 1.0 else ''
+
+
 def make_eps_fn(model: DiffMVAE, params, name: str, z, guidance: float = 0.0) -> Callable:
   """eps(x_t, t) of modality `name`'s diffusion decoder given z (B, D), for the samplers.
 

@@ -45,6 +45,7 @@ def sample_from_checkpoint(config, workdir: str) -> dict:
   if columns and jax.process_index() == 0:
     paths['unconditional'] = visualise.save_png(
         visualise.grid(columns),
-        os.path.join(workdir, 'samples', f'step_{step:07d}_unconditional_{config.sample.prior}.png'))
+        os.path.join(workdir, 'samples', f'step_{step:07d}_unconditional_{config.sample.prior}'
+                     f'{generate_lib.shallow_tag(config.sample)}.png'))
   logging.info('Wrote %s', paths)
   return paths

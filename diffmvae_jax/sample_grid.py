@@ -22,7 +22,7 @@ from diffmvae_jax.data import pipeline
 
 
 class GridWriter:
-  """Writes ``<workdir>/samples/step_<step>_given-<names>.{png,txt}``."""
+  """Writes ``<workdir>/samples/step_<step>_given-<names>[_tstart<s>].{png,txt}``."""
 
   def __init__(self, model, config, workdir: str, writer=None):
     self.model = model
@@ -70,7 +70,8 @@ class GridWriter:
     columns = [visualise.modality_to_uint8(m.kind, batch[m.name])
                for m in drawn if m.name in self.given]
     columns += [visualise.modality_to_uint8(m.kind, samples[m.name]) for m in drawn]
-    stem = os.path.join(self.directory, f'step_{step:07d}_given-{"-".join(self.given)}')
+    stem = os.path.join(self.directory, f'step_{step:07d}_given-{"-".join(self.given)}'
+                        + generate_lib.shallow_tag(self.config.sample))
     path = None
     if columns:
       image = visualise.grid(columns)

@@ -188,3 +188,7 @@ def test_t_start_errors_and_metrics_file():
       {'prior': 'gaussian', 'guidance': 2.0, 't_start': t}))
   assert name(1.0) == 'metrics_gaussian_guidance2.json'
   assert name(0.5) == 'metrics_gaussian_guidance2_tstart0.5.json'
+  # Sample grids carry the same tag (sample_grid.GridWriter, sample.sample_from_checkpoint).
+  assert generate.shallow_tag(ml_collections.ConfigDict({'t_start': 0.15})) == '_tstart0.15'
+  assert generate.shallow_tag(ml_collections.ConfigDict({'t_start': 1.0})) == ''
+  assert generate.shallow_tag(ml_collections.ConfigDict({})) == ''
