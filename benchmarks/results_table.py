@@ -2,9 +2,10 @@
 
   python benchmarks/results_table.py --out=runs/compare
 
-Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>[_guidance<w>].json (the latest step
-of each workdir), groups them by (arm, prior, guidance w), and prints one markdown row per
-group (a 'guidance' column only when some evaluation was guided): conditional
+Reads <out>/<arm>_s<seed>/eval/step_<N>/metrics_<prior>[_guidance<w>][_tstart<s>].json (the
+latest step of each workdir), groups them by (arm, prior, guidance w, sample.t_start s), and
+prints one markdown row per group (a 'guidance' column only when some evaluation was guided,
+a 't_start' column only when some was shallow): conditional
 coherence by number of given modalities, unconditional coherence and its independence
 baseline (coherence.unconditional_independence_baseline), unconditional FID per
 image modality and the latent gap, as mean ± std over seeds (std omitted for one seed),
@@ -65,7 +66,8 @@ def main(argv):
       with open(path) as f:
         record = json.load(f)
       prov = record['provenance']
-      key = (match.group(1), prov.get('prior', name), float(prov.get('guidance', 0.0)))
+      key = (match.group(1), prov.get('prior', name), float(prov.get('guidance', 0.0)),
+             float(prov.get('t_start', 1.0)))
       groups[key].append((int(match.group(2)), record))
       if FLAGS.copy_to:
         os.makedirs(FLAGS.copy_to, exist_ok=True)
@@ -78,20 +80,23 @@ def main(argv):
                   .get('by_num_given', {})}, key=int)
   images = sorted({m for runs in groups.values() for _, r in runs
                    for m in r['results'].get('fid', {}).get('unconditional', {})})
-  guided = any(w for _, _, w in groups)
-  header = (['model', 'z prior'] + (['guidance'] if guided else []) + ['seeds', 'step'] +
+  guided = any(w for _, _, w, _ in groups)
+  shallow = any(t < 1.0 for _, _, _, t in groups)
+  header = (['model', 'z prior'] + (['guidance'] if guided else []) +
+            (['t_start'] if shallow else []) + ['seeds', 'step'] +
             [f'coherence given {k} (%)' for k in sizes] +
             ['uncond. coherence (%)', 'its independence baseline (%)'] +
             [f'FID {m}' for m in images] +
             ['latent FD', 'latent MMD²'])
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
-  for (arm, prior, guidance), runs in sorted(groups.items()):
+  for (arm, prior, guidance, t_start), runs in sorted(groups.items(), key=lambda kv: (
+      kv[0][:3], -kv[0][3])):
     results = [r['results'] for _, r in runs]
     coh = [r.get('coherence', {}) for r in results]
     steps = sorted({r['provenance']['checkpoint_step'] for _, r in runs})
     row = ([arm, prior] + ([f'{guidance:g}'] if guided else []) +
-           [','.join(str(s) for s, _ in runs), ','.join(str(s) for s in steps)])
+           ([f'{t_start:g}'] if shallow else []) + [','.join(str(s) for s, _ in runs), ','.join(str(s) for s in steps)])
     row += [fmt([c.get('conditional', {}).get('by_num_given', {}).get(k) for c in coh], 100)
             for k in sizes]
     row.append(fmt([c.get('unconditional') for c in coh], 100))
@@ -107,7 +112,7 @@ def main(argv):
         f"{'-' + str(prov['sampler_steps']) if prov.get('sampler_steps') else ''}, "
         f"EMA {prov['ema']}; step: the evaluated checkpoints.")
   classifier_sets = collections.defaultdict(set)
-  for (arm, _, _), runs in groups.items():
+  for (arm, _, _, _), runs in groups.items():
     for seed, record in runs:
       found = record['provenance'].get('classifiers')
       if found:

@@ -17,10 +17,14 @@
 #                                                          # this many seconds (SIGTERM: the
 #                                                          # loop saves its step; evaluation
 #                                                          # goes on from there)
+#   SHALLOW="0.15 0.08" ...                                # also evaluate the arms with coarse
+#                                                          # decoders sampled shallow at each
+#                                                          # sample.t_start (both z priors)
 #
 # Every step resumes: rerunning skips finished training, classifiers, priors and evaluation
 # tasks. Results: $OUT/<arm>_s<seed>/ (metrics.jsonl with train_seconds, curves.jsonl,
-# eval/step_<N>/metrics_{gaussian,sde}.json), then $OUT/table.md and $OUT/curves.{png,json}.
+# eval/step_<N>/metrics_{gaussian,sde}[_tstart<s>].json), then $OUT/table.md and
+# $OUT/curves.{png,json}.
 # Cost on the 2-core CPU: classifiers ~5 min (once), each arm ~60 min of training plus its
 # curve points, evaluation ~15-30 min an arm, the latent prior ~5 min.
 set -euo pipefail
@@ -32,6 +36,7 @@ ARMS="${ARMS:-mopoe diffusion}"
 STEPS="${STEPS:-}"
 TRAIN_TIMEOUT="${TRAIN_TIMEOUT:-}"
 PAIR="${PAIR:-0}"
+SHALLOW="${SHALLOW:-}"
 read -r -a EXTRA <<< "${EXTRA:-}"
 CONFIG=configs/protocol_polymnist.py
 CLASSIFIERS="$OUT/classifiers"
@@ -63,6 +68,17 @@ arm_run() {  # arm seed [core]: train, evaluate, the latent prior, evaluate unde
     # conditional tasks are shared with the N(0, I) evaluation above) and latent gap.
     "${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}" --mode=train_prior
     "${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}" --mode=eval --config.sample.prior=sde
+    # Shallow sampling from the coarse mean image (sample.t_start), for arms that have one.
+    if [ -n "$SHALLOW" ] && "$PY" -c 'import sys; from configs import protocol_polymnist as p
+sys.exit(sys.argv[1] not in p.COARSE_ARMS)' "$arm"; then
+      local t_start prior
+      for t_start in $SHALLOW; do
+        for prior in gaussian sde; do
+          "${pin[@]}" "$PY" -m diffmvae_jax.main "${common[@]}" --mode=eval \
+              --config.sample.prior="$prior" --config.sample.t_start="$t_start"
+        done
+      done
+    fi
   } >> "$workdir.log" 2>&1
 }
 

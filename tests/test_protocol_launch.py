@@ -29,9 +29,9 @@ TINY = (
     '--config.prior.depth=1 --config.prior.embed_dim=8 --config.prior.log_every=1')
 
 
-def _run(out, data_dir):
-  env = dict(os.environ, OUT=str(out), PY=sys.executable, SEEDS='0', PAIR='1',
-             EXTRA=f'{TINY} --config.data.data_dir={data_dir}')
+def _run(out, data_dir, arms, shallow):
+  env = dict(os.environ, OUT=str(out), PY=sys.executable, SEEDS='0', PAIR='1', ARMS=arms,
+             SHALLOW=shallow, EXTRA=f'{TINY} --config.data.data_dir={data_dir}')
   return subprocess.run(['bash', os.path.join(ROOT, 'launch', 'protocol_polymnist.sh')],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
 
@@ -41,31 +41,42 @@ def _logs(out):
 
 
 @pytest.mark.slow
-def test_protocol_script_runs_every_stage_and_resumes(tiny_data_dir, tmp_path):
+@pytest.mark.parametrize('arms,shallow', [('mopoe diffusion', ''),
+                                          ('mopoe diffusion_residual_v_guided_c16', '0.5')])
+def test_protocol_script_runs_every_stage_and_resumes(tiny_data_dir, tmp_path, arms, shallow):
+  """The default arms; then a coarse arm with SHALLOW, which only that arm's evaluation takes
+  (sample.t_start=0.5: metrics_<prior>[_guidance2]_tstart0.5.json)."""
   out = tmp_path / 'protocol'
-  result = _run(out, tiny_data_dir)
+  result = _run(out, tiny_data_dir, arms, shallow)
   assert result.returncode == 0, result.stderr[-3000:] + _logs(out)
-  for arm in ('mopoe', 'diffusion'):
+  for arm in arms.split():
     workdir = out / f'{arm}_s0'
     with open(workdir / 'metrics.jsonl') as f:
       rows = [json.loads(line) for line in f]
     assert [r['step'] for r in rows] == [1, 2] and all('train_seconds' in r for r in rows)
     with open(workdir / 'curves.jsonl') as f:
       assert [json.loads(line)['step'] for line in f] == [0, 1, 2]
-    for prior in ('gaussian', 'sde'):
-      with open(workdir / 'eval' / 'step_2' / f'metrics_{prior}.json') as f:
+    guided = '_guidance2' if arm.startswith('diffusion_residual_v_guided') else ''
+    names = [f'metrics_{prior}{guided}.json' for prior in ('gaussian', 'sde')]
+    if shallow and arm != 'mopoe':
+      names += [f'metrics_{prior}{guided}_tstart{shallow}.json' for prior in ('gaussian', 'sde')]
+    found = sorted(p for p in os.listdir(workdir / 'eval' / 'step_2') if p.startswith('metrics_'))
+    assert found == sorted(names), found
+    for name in names:
+      prior = name.split('_')[1].split('.')[0]
+      with open(workdir / 'eval' / 'step_2' / name) as f:
         metrics = json.load(f)
       coherence = metrics['results']['coherence']
       assert 0.0 <= coherence['conditional']['by_num_given']['1'] <= 1.0, metrics
       assert 0.0 <= coherence['unconditional'] <= 1.0, metrics
       assert metrics['provenance']['prior'] == prior
   table = (out / 'table.md').read_text()
-  assert 'mopoe' in table and 'diffusion' in table, table
+  assert all(arm in table for arm in arms.split()), table
   assert (out / 'curves.png').stat().st_size > 1000
 
   # A rerun resumes: nothing is trained or measured again.
   before = {p: os.path.getmtime(p) for p in glob.glob(f'{out}/*_s0/**/*.json*', recursive=True)}
-  result = _run(out, tiny_data_dir)
+  result = _run(out, tiny_data_dir, arms, shallow)
   assert result.returncode == 0, result.stderr[-3000:] + _logs(out)
   after = {p: os.path.getmtime(p) for p in before}
   changed = [p for p in before if before[p] != after[p]

@@ -94,3 +94,29 @@ def test_guided_rows_and_differing_classifiers(tmp_path):
   assert 'different classifier sets' in result.stdout
   assert '- m0 aaaaaaaa (96.50 %): guided_s0' in result.stdout
   assert '- m0 bbbbbbbb (96.60 %): guided_s1' in result.stdout
+
+
+def test_shallow_rows(tmp_path):
+  """Shallow evaluations (metrics_<prior>_tstart<s>.json) get their own rows under a
+  't_start' column, the full sampler (1) first."""
+  out = str(tmp_path / 'compare')
+  for seed in (0, 1):
+    for name, t_start in (('gaussian', None), ('gaussian_tstart0.15', 0.15)):
+      _write_metrics(out, 'coarse', seed, 300, name, 0.6 if t_start else 0.4, 0.1, 50.0, 1.0)
+      path = os.path.join(out, f'coarse_s{seed}', 'eval', 'step_300', f'metrics_{name}.json')
+      with open(path) as f:
+        record = json.load(f)
+      record['provenance'].update(prior='gaussian')
+      if t_start is not None:
+        record['provenance']['t_start'] = t_start
+      with open(path, 'w') as f:
+        json.dump(record, f)
+  result = _run(f'--out={out}')
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert [c.strip() for c in lines[0].strip('|').split('|')][:5] == [
+      'model', 'z prior', 't_start', 'seeds', 'step']
+  rows = [[c.strip() for c in line.strip('|').split('|')] for line in lines
+          if line.startswith('| coarse')]
+  assert [r[:6] for r in rows] == [['coarse', 'gaussian', '1', '0,1', '300', '40.0 ± 0.0'],
+                                   ['coarse', 'gaussian', '0.15', '0,1', '300', '60.0 ± 0.0']]
