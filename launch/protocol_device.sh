@@ -8,7 +8,8 @@
 # the CPU protocol's equal wall-clock (Diff-MVAE got 6000): it asks whether Diff-MVAE forms a
 # shared code given MoPoE's step budget. Then each arm is evaluated (coherence by number of
 # given modalities, unconditional coherence and latent gap under N(0, I) and the latent SDE
-# prior; N = 1000; no FID: the Inception weights, ~90 MB, cannot travel), with curves.
+# prior; N = 1000; no FID: the Inception weights, ~90 MB, cannot travel), with curves; arms
+# with coarse decoders also sampled shallow from their coarse images (SHALLOW).
 #
 #   bash benchmarks/device_wheels.sh        # here, once: the wheels (24 MiB, git-ignored)
 #   run(command="bash launch/protocol_device.sh", carry=["device_wheels"], timeout_s=600)
@@ -22,6 +23,7 @@
 # default 30000 for each arm of ARMS),
 # TRAIN_TIMEOUT (seconds per arm's training, 150: the loop saves the step it reached and
 # evaluation goes on from there; the JSON's step says how far it got),
+# SHALLOW ("0.08": sample.t_start values the coarse arms are also evaluated at, "" for none),
 # PROTOCOL_DEVICE_WORK (scratch, /tmp/diffmvae_protocol_device).
 # Cost: set-up ~1-2 min (wheels, the PolyMNIST build, classifiers), then per arm at most
 # TRAIN_TIMEOUT of training plus ~1 min of evaluation and latent prior: ~8-9 min in all.
@@ -35,6 +37,7 @@ device_args "bash launch/protocol_device.sh [--dry-run] [--out=DIR]" \
 WORK="${PROTOCOL_DEVICE_WORK:-${TMPDIR:-/tmp}/diffmvae_protocol_device}"
 mkdir -p "$WORK"
 ARMS="${ARMS:-mopoe diffusion_residual_v_guided_c16}"
+SHALLOW="${SHALLOW-0.08}"
 START=$SECONDS
 
 install_wheels > "$OUT_DIR/install_wheels.log" 2>&1 \
@@ -72,7 +75,7 @@ fi
 
 echo "== protocol on $(PY="$PY" "$PY" -c 'import jax; print(jax.devices()[0].device_kind)' 2>&1 | tail -n 1); arms: $ARMS; steps: ${STEPS:-config}; train timeout: ${TRAIN_TIMEOUT:-none}"
 OUT="$WORK/protocol" PY="$PY" SEEDS=0 PAIR=0 ARMS="$ARMS" STEPS="$STEPS" \
-    TRAIN_TIMEOUT="$TRAIN_TIMEOUT" EXTRA="$(echo $EXTRA)" \
+    TRAIN_TIMEOUT="$TRAIN_TIMEOUT" SHALLOW="$SHALLOW" EXTRA="$(echo $EXTRA)" \
     bash "$ROOT/launch/protocol_polymnist.sh" > "$OUT_DIR/protocol.log" 2>&1
 rc=$?
 

@@ -25,7 +25,7 @@ def test_dry_run_trains_evaluates_and_returns_small_files(tmp_path):
   env.update(DIFFMVAE_BLOCK_IMPORTS='tensorflow,tensorflow_datasets,clu',
              PYTHON=sys.executable, PROTOCOL_DEVICE_WORK=str(tmp_path / 'work'),
              STEPS='mopoe=3', TRAIN_TIMEOUT='1200')
-  for name in ('OUT', 'DIFFMVAE_DATA_BACKEND', 'ARMS'):
+  for name in ('OUT', 'DIFFMVAE_DATA_BACKEND', 'ARMS', 'SHALLOW'):
     env.pop(name, None)
   env['XLA_FLAGS'] = env.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
   run = subprocess.run(['bash', os.path.join(ROOT, 'launch', 'protocol_device.sh'),
@@ -33,12 +33,15 @@ def test_dry_run_trains_evaluates_and_returns_small_files(tmp_path):
                        env=env, cwd=ROOT, capture_output=True, text=True, timeout=2700)
   logs = (out_dir / 'protocol.log').read_text() if (out_dir / 'protocol.log').exists() else ''
   assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + logs[-3000:]
-  # The guided arm's evaluation files name its guidance weight (sample.guidance = 2).
-  for arm, steps, suffix in (('mopoe', 3, ''), ('diffusion_residual_v_guided_c16', 2, '_guidance2')):
+  # The guided arm's evaluation files name its guidance weight (sample.guidance = 2), and it
+  # is also evaluated shallow (SHALLOW's default 0.08; MoPoE has no diffusion to start).
+  for arm, steps, suffixes in (('mopoe', 3, ('',)), ('diffusion_residual_v_guided_c16', 2,
+                                                     ('_guidance2', '_guidance2_tstart0.08'))):
     with open(out_dir / f'{arm}_s0' / 'metrics.jsonl') as f:
       assert json.loads(f.readlines()[-1])['step'] == steps, arm
-    for prior in ('gaussian', 'sde'):
-      eval_dir = out_dir / f'{arm}_s0' / 'eval' / f'step_{steps}'
+    eval_dir = out_dir / f'{arm}_s0' / 'eval' / f'step_{steps}'
+    assert len([p for p in os.listdir(eval_dir) if p.startswith('metrics_')]) == 2 * len(suffixes)
+    for prior, suffix in ((p, s) for p in ('gaussian', 'sde') for s in suffixes):
       with open(eval_dir / f'metrics_{prior}{suffix}.json') as f:
         coherence = json.load(f)['results']['coherence']
       assert 0.0 <= coherence['conditional']['by_num_given']['1'] <= 1.0
