@@ -40,6 +40,10 @@ digit code from ~5000 steps.
   # measured, docs/protocol_research.md "A heavier coarse term"): the digit code forms
   # sooner, at the same step time:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_residual_v_guided_c16 ...
+  # Any arm with a coarse decoder sampled shallow (sample.t_start: the sampler starts from the
+  # coarse mean image noised to t_start (T - 1); a sampling option, docs/protocol_research.md):
+  python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:diffusion_residual_v_guided_c16 \
+      --mode=eval --config.sample.t_start=0.08 ...
   # The published MoPoE recipe as its own row (beta 2.5, latent 512, batch 256), 4200 steps:
   python -m diffmvae_jax.main --config=configs/protocol_polymnist.py:mopoe_published ...
 
