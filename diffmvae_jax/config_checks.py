@@ -304,7 +304,7 @@ def _cross_key_checks(config) -> None:
     _fail('sample.t_start', s.t_start, 'below 1 starts from the coarse decoder\'s mean image '
           'and needs model.diffusion.coarse_weight > 0; set sample.t_start=1')
   if s.get('t_start', 1.0) < 1.0:
-    left = int(round(s.t_start * (d.num_timesteps - 1))) + 1   # Timesteps from t_start to 0.
+    left = diffusion_samplers.start_index(d.num_timesteps, s.t_start) + 1   # t_start .. 0.
     tr = config.get('train', {})
     for key, sampler, steps in (
         ('sample.steps', s.sampler, s.steps),

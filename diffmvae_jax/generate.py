@@ -72,7 +72,7 @@ def start_timestep(model: DiffMVAE, t_start: float) -> int | None:
     raise ConfigError(
         f'sample.t_start={t_start} starts from the coarse decoder\'s mean image, and this model '
         'has none (model.diffusion.coarse_weight = 0). Set sample.t_start=1.')
-  return int(round(t_start * (model.model_config.diffusion.num_timesteps - 1)))
+  return samplers.start_index(model.model_config.diffusion.num_timesteps, t_start)
 
 
 def shallow_tag(sample_config) -> str:
