@@ -228,8 +228,9 @@ def dpm_solver_timesteps(num_timesteps: int, num_steps: int, t_start: int | None
   t_i = round(t_start (1 - i / (k - 1))^2) (t_start defaults to T - 1), then made strictly
   decreasing from the end (each at least one above the next), so k network calls always hit
   k distinct timesteps. Denser near t = 0 than DDIM's uniform spacing: measured on Gaussian
-  data with the exact score (tests/test_diffusion.py), 20 steps on the linear T = 1000 schedule give the data's
-  standard deviation within 2.5 % (a one-off probe gave +24 % with uniform spacing).
+  data with the exact score (tests/test_diffusion.py), 20 steps on the linear T = 1000
+  schedule give the data's standard deviation within 2.5 % (a one-off probe gave +24 % with
+  uniform spacing).
 
   Args:
     num_timesteps: T.
