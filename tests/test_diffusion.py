@@ -9,6 +9,7 @@ import pytest
 
 from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.diffusion import schedules
+from tests import gaussian_oracle
 
 T = 100  # Small T keeps the sampler tests fast; betas scaled so that abar_{T-1} ~ 0.
 
@@ -183,23 +184,12 @@ def test_samplers_recover_point_mass(which):
 
 
 def _expected_std(schedule, steps, eta, std):
-  """Exact std of the sampler's output for N(mean, std^2) data with the oracle eps.
-
-  Every update is linear: d_prev = k_t d_t + sigma_t z for d_t = x_t - sqrt(abar_t) mean, with
-  k_t = (c_x0 sqrt(abar_t) std^2 + c_eps sqrt(1 - abar_t)) / (abar_t std^2 + 1 - abar_t), so
-  Var d_prev = k_t^2 Var d_t + sigma_t^2 from Var d_T = 1. Few-step DDIM shrinks the variance
+  """Exact std of the sampler's output for N(mean, std^2) data with the oracle eps, from
+  pure noise (tests/gaussian_oracle.py). Few-step DDIM shrinks the variance
   (Cauchy-Schwarz), which is why the samplers are compared with this and not with std itself.
   """
-  abar = np.asarray(schedule.alphas_cumprod, np.float64)
-  ts = samplers.ddim_timesteps(T, steps)
-  var = 1.0
-  for i, t in enumerate(ts):
-    a, a_prev = abar[t], (abar[ts[i + 1]] if i + 1 < len(ts) else 1.0)
-    sigma = eta * np.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
-    c_eps = np.sqrt(max(1 - a_prev - sigma ** 2, 0.0))
-    k = (np.sqrt(a_prev * a) * std ** 2 + c_eps * np.sqrt(1 - a)) / (a * std ** 2 + 1 - a)
-    var = k * k * var + sigma ** 2
-  return np.sqrt(var)
+  return gaussian_oracle.ddim_output_std(schedule.alphas_cumprod,
+                                         samplers.ddim_timesteps(T, steps), eta, std)
 
 
 @pytest.mark.parametrize('which,steps,eta', [('ddpm', T, 1.0), ('ddim', 25, 0.0),

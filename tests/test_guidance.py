@@ -13,13 +13,11 @@ from configs import test_tiny
 from diffmvae_jax import config_checks
 from diffmvae_jax import evaluate
 from diffmvae_jax import generate
-from diffmvae_jax.data import pipeline
 from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import diffmvae
-from diffmvae_jax.models import modalities as modalities_lib
+from tests import perturbed_model
 
-SPECS = pipeline.modality_specs(test_tiny.get_config().data)
 EPS = diffmvae.DiffMVAE.eps_prediction
 
 
@@ -34,15 +32,7 @@ def _config(shared_unet=True, z_dropout=0.5, coarse=True):
   return config
 
 
-def _model(config):
-  mods = modalities_lib.resolve_modalities(config, SPECS)
-  model = diffmvae.model_from_config(config, mods)
-  params = jax.jit(lambda k: model.init(k, diffmvae.dummy_batch(mods), k,
-                                        method=diffmvae.DiffMVAE.init_all))(jax.random.PRNGKey(0))
-  # Away from the zero-initialised last convolution, so every output depends on its inputs.
-  params = jax.tree.map(lambda x: x + 0.01 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
-                        params)
-  return model, params, mods
+_model = perturbed_model.build
 
 
 def _inputs(model, num=3):

@@ -13,12 +13,12 @@ from configs import test_tiny
 from diffmvae_jax import config_checks
 from diffmvae_jax import evaluate
 from diffmvae_jax import generate
-from diffmvae_jax.data import pipeline
 from diffmvae_jax.diffusion import samplers
 from diffmvae_jax.diffusion import schedules
 from diffmvae_jax.errors import ConfigError
 from diffmvae_jax.models import diffmvae
-from diffmvae_jax.models import modalities as modalities_lib
+from tests import gaussian_oracle
+from tests import perturbed_model
 
 T = 1000
 MEAN, STD = 0.3, 0.5
@@ -31,19 +31,6 @@ def _oracle(schedule, mean, std):
     abar = schedules.gather(schedule.alphas_cumprod, t, x_t.ndim)
     return jnp.sqrt(1 - abar) * (x_t - jnp.sqrt(abar) * mean) / (abar * std ** 2 + 1 - abar)
   return eps_fn
-
-
-def _ddim_std(abar, ts, eta, std, var_first):
-  """Exact output std of DDIM with the oracle (float64; test_diffusion's recursion):
-  d = x_t - sqrt(abar_t) mean obeys d_prev = k_t d_t + sigma_t n, from Var d = var_first."""
-  var = var_first
-  for i, t in enumerate(ts):
-    a, a_prev = abar[t], (abar[ts[i + 1]] if i + 1 < len(ts) else 1.0)
-    sigma = eta * np.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
-    c_eps = np.sqrt(max(1 - a_prev - sigma ** 2, 0.0))
-    k = (np.sqrt(a_prev * a) * std ** 2 + c_eps * np.sqrt(1 - a)) / (a * std ** 2 + 1 - a)
-    var = k * k * var + sigma ** 2
-  return np.sqrt(var)
 
 
 def _dpm_slope(abar, ts, std):
@@ -107,7 +94,7 @@ def test_shallow_samplers_against_closed_forms(name, steps, eta):
         1 - abar[k])
   else:
     ts = np.arange(k, -1, -1) if name == 'ddpm' else samplers.ddim_timesteps(T, steps, k)
-    want = _ddim_std(abar, ts, eta, STD, 1 - abar[k])
+    want = gaussian_oracle.ddim_output_std(abar, ts, eta, STD, 1 - abar[k])
   ode = STD * np.sqrt((1 - abar[k]) / (abar[k] * STD ** 2 + 1 - abar[k]))
   if steps == k + 1:
     assert abs(want - ode) < 0.01 * ode, (want, ode)
@@ -131,20 +118,12 @@ def test_a_point_mass_start_stays_put():
     np.testing.assert_allclose(out, x0, atol=2e-3)
 
 
-SPECS = pipeline.modality_specs(test_tiny.get_config().data)
-
-
 def _model(coarse_weight, residual):
   config = test_tiny.get_config()
   config.data.modalities = 'm0,m1,label'
   d = config.model.diffusion
   d.coarse_weight, d.coarse_condition, d.residual = coarse_weight, True, residual
-  mods = modalities_lib.resolve_modalities(config, SPECS)
-  model = diffmvae.model_from_config(config, mods)
-  params = jax.jit(lambda k: model.init(k, diffmvae.dummy_batch(mods), k,
-                                        method=diffmvae.DiffMVAE.init_all))(jax.random.PRNGKey(0))
-  params = jax.tree.map(lambda x: x + 0.01 * jnp.cos(jnp.arange(x.size).reshape(x.shape)),
-                        params)
+  model, params, _ = perturbed_model.build(config)
   return config, model, params
 
 
