@@ -277,7 +277,9 @@ def test_residual_v_arm_is_the_coarse_arm_with_the_readme_overrides():
   c16 = protocol_polymnist.get_config('diffusion_residual_v_guided_c16')
   assert c16.to_dict() == coarse.to_dict()
   # The AMD machine's wall-clock run: the c16 arm with --config.train.num_steps=20000 (the
-  # grids of the last step then come at 20000, not 14000).
+  # grids of the last step then come at 20000, not 14000) and, for its latent prior,
+  # --config.prior.gaussian_residual=True.
   coarse.train.num_steps = coarse.train.sample_every = 20000
+  coarse.prior.gaussian_residual = True
   c16_20k = protocol_polymnist.get_config('diffusion_residual_v_guided_c16_20k')
   assert c16_20k.to_dict() == coarse.to_dict()
